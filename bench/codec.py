@@ -33,9 +33,9 @@ SUBMIT = SubmitSm(
     destination_addr="01012345678",
     registered_delivery=1,
     data_coding=0x0E,
-    short_message=("[국세청] 종합소득세 신고 안내: 5월 31일까지 홈택스에서 신고하세요. 문의 126").encode(
-        "cp949"
-    )[:80],
+    short_message=(
+        "[국세청] 종합소득세 신고 안내: 5월 31일까지 홈택스에서 신고하세요. 문의 126"
+    ).encode("cp949")[:80],
 )
 
 # A carrier receipt as the simulators send it: Appendix B text + the three
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     encode, decode = codec.encode, codec.decode
     submit_raw = encode(SUBMIT)
     receipt_raw = encode(RECEIPT)
-    assert decode(submit_raw) == SUBMIT and decode(receipt_raw) == RECEIPT
+    assert decode(submit_raw) == SUBMIT
+    assert decode(receipt_raw) == RECEIPT
     resp = SubmitSmResp(sequence_number=1, message_id="2611282301000000001S")
 
     n, r = args.iterations, args.rounds

@@ -89,7 +89,9 @@ def _truncated(what: str) -> PduError:
     return PduError(f"{what} runs past the end of the PDU body", S.ESME_RINVCMDLEN)
 
 
-def _read_cstr(body: bytes, pos: int, end: int, max_octets: int, status: int, name: str) -> tuple[str, int]:
+def _read_cstr(
+    body: bytes, pos: int, end: int, max_octets: int, status: int, name: str
+) -> tuple[str, int]:
     """Read a C-Octet String of at most ``max_octets`` octets (NUL included)."""
     limit = pos + max_octets
     if limit > end:
@@ -213,9 +215,9 @@ def encode_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
             if pack is None:
                 raise LocalProtocolError(f"TLV 0x{tag:04X}: int value needs a known integer tag")
             try:
-                raw = pack(value)
+                raw = pack(value)  # type: ignore[arg-type]
             except struct.error as exc:
-                raise LocalProtocolError(f"TLV 0x{tag:04X}: {value} does not fit") from exc
+                raise LocalProtocolError(f"TLV 0x{tag:04X}: {value!r} does not fit") from exc
         elif vt is str:
             if kind is not None and kind != TlvType.CSTRING:
                 raise LocalProtocolError(f"TLV 0x{tag:04X} takes {kind.name}, not str")
@@ -296,7 +298,9 @@ def _decode_layout(cls: type[Pdu], status: int, seq: int, body: bytes) -> Pdu:
                     if pos + 2 > end:
                         raise _truncated("dest_address")
                     ton, npi = body[pos], body[pos + 1]
-                    addr, pos = _read_cstr(body, pos + 2, end, 21, S.ESME_RINVDSTADR, "destination_addr")
+                    addr, pos = _read_cstr(
+                        body, pos + 2, end, 21, S.ESME_RINVDSTADR, "destination_addr"
+                    )
                     dests.append(SmeAddress(ton, npi, addr))
                 elif flag == DestFlag.DISTRIBUTION_LIST:
                     name, pos = _read_cstr(body, pos, end, 21, S.ESME_RINVDLNAME, "dl_name")
@@ -314,7 +318,9 @@ def _decode_layout(cls: type[Pdu], status: int, seq: int, body: bytes) -> Pdu:
                 if pos + 2 > end:
                     raise _truncated("unsuccess_sme")
                 ton, npi = body[pos], body[pos + 1]
-                addr, pos = _read_cstr(body, pos + 2, end, 21, S.ESME_RINVDSTADR, "destination_addr")
+                addr, pos = _read_cstr(
+                    body, pos + 2, end, 21, S.ESME_RINVDSTADR, "destination_addr"
+                )
                 if pos + 4 > end:
                     raise _truncated("error_status_code")
                 smes.append(UnsuccessSme(ton, npi, addr, _I.unpack_from(body, pos)[0]))
@@ -512,7 +518,9 @@ def _encode_sm(p: SubmitSm | DeliverSm) -> bytes:
         s_tn = _TON_NPI.pack(p.source_addr_ton, p.source_addr_npi)
         d_tn = _TON_NPI.pack(p.dest_addr_ton, p.dest_addr_npi)
     except (struct.error, TypeError) as exc:
-        raise LocalProtocolError(f"integer field out of range in {type(p).__name__}: {exc}") from exc
+        raise LocalProtocolError(
+            f"integer field out of range in {type(p).__name__}: {exc}"
+        ) from exc
     return b"".join(
         (
             _cstr_fast(p.service_type, 6, "service_type"),
@@ -593,7 +601,10 @@ def _encode_data_sm(p: DataSm) -> bytes:
 
 
 def _decode_message_id_resp(
-    cls: type[SubmitSmResp] | type[DeliverSmResp] | type[DataSmResp], status: int, seq: int, body: bytes
+    cls: type[SubmitSmResp] | type[DeliverSmResp] | type[DataSmResp],
+    status: int,
+    seq: int,
+    body: bytes,
 ) -> Pdu:
     end = len(body)
     if end == 0:
@@ -666,7 +677,12 @@ def encode(pdu: Pdu) -> bytes:
         raise LocalProtocolError(f"not an SMPP PDU: {pdu!r}") from None
     body = enc(pdu)
     try:
-        return _pack_header(HEADER_BYTES + len(body), pdu.command_id, pdu.command_status, pdu.sequence_number) + body
+        return (
+            _pack_header(
+                HEADER_BYTES + len(body), pdu.command_id, pdu.command_status, pdu.sequence_number
+            )
+            + body
+        )
     except (struct.error, TypeError) as exc:
         raise LocalProtocolError(f"header field out of range: {exc}") from exc
 

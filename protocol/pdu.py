@@ -448,7 +448,7 @@ class SubmitMulti(Request):
     short_message: bytes = b""
 
 
-# --------------------------------------------------------------------------- query / cancel / replace
+# ------------------------------------------------------------------ query / cancel / replace
 
 
 @dataclass(slots=True)
@@ -653,7 +653,7 @@ __all__ = [
     "SubmitSm",
     "SubmitSmResp",
     "Tlv",
-    "UnbindResp",
     "Unbind",
+    "UnbindResp",
     "UnsuccessSme",
 ]

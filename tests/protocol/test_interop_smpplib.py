@@ -182,7 +182,10 @@ def test_submit_sm_resp_both_ways() -> None:
     assert (theirs.command, theirs.sequence, theirs.message_id) == ("submit_sm_resp", 12, b"42")
 
 
-RECEIPT = b"id:0A1B2C sub:001 dlvrd:001 submit date:2611282301 done date:2611282302 stat:DELIVRD err:000 text:hello"
+RECEIPT = (
+    b"id:0A1B2C sub:001 dlvrd:001 submit date:2611282301 done date:2611282302"
+    b" stat:DELIVRD err:000 text:hello"
+)
 
 
 def test_deliver_sm_receipt_from_smpplib_decodes_in_ours() -> None:
