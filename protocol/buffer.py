@@ -55,6 +55,8 @@ class FrameBuffer:
         if self._error is not None:
             raise self._error
         self._buf += data
+        # Check the head frame's command_length now, before more of a bogus
+        # frame is kept. Later frames in this chunk are checked as they come up.
         self._check_head()
 
     def _check_head(self) -> None:
@@ -77,14 +79,20 @@ class FrameBuffer:
         """The next whole PDU as ``(command_length, command_id, command_status,
         sequence_number, body)``, or None if more bytes are needed.
 
+        Frames that arrived complete before a bad command_length are all handed
+        out first; the error is raised when the bad header becomes the next frame.
+
         Raises:
-            FramingError: as :meth:`feed`, for the frame after this one.
+            FramingError: the next frame's command_length is < 16 or > max_pdu_bytes.
         """
         if self._error is not None:
             raise self._error
         buf = self._buf
         pos = self._pos
         avail = len(buf) - pos
+        if avail < 4:
+            return None
+        self._check_head()
         if avail < HEADER_BYTES:
             return None
         length, command_id, status, seq = _HDR.unpack_from(buf, pos)
@@ -101,5 +109,4 @@ class FrameBuffer:
             self._pos = 0
         else:
             self._pos = pos
-        self._check_head()
         return length, command_id, status, seq, body
