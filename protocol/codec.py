@@ -184,6 +184,10 @@ def decode_tlvs(body: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
             if length > TLV_CSTRING_MAX.get(tag, 65536):
                 raise PduError(f"TLV 0x{tag:04X} longer than allowed", S.ESME_RINVPARLEN)
             nul = body.find(0, pos, vend)
+            if nul < 0 and length >= TLV_CSTRING_MAX.get(tag, 65536):
+                # Accepted without its NUL only if it still fits with one, so
+                # whatever we accept can be relayed (re-encoded) unchanged.
+                raise PduError(f"TLV 0x{tag:04X} too long without a NUL", S.ESME_RINVPARLEN)
             value = body[pos : (vend if nul < 0 else nul)].decode("latin-1")
         elif length == 0:  # _K_EMPTY
             value = None
@@ -675,7 +679,12 @@ def encode(pdu: Pdu) -> bytes:
         enc = _ENCODERS[type(pdu)]
     except KeyError:
         raise LocalProtocolError(f"not an SMPP PDU: {pdu!r}") from None
-    body = enc(pdu)
+    try:
+        body = enc(pdu)
+    except (TypeError, AttributeError, ValueError) as exc:
+        # A field of the wrong Python type (str for bytes, a non-dataclass in a
+        # list...): the caller broke the rules, whatever the concrete error.
+        raise LocalProtocolError(f"cannot encode {type(pdu).__name__}: {exc}") from exc
     try:
         return (
             _pack_header(
