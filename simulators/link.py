@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from protocol.config import SessionConfig
 from protocol.events import ConnectionClosed, Event
@@ -63,6 +64,7 @@ class SmppLink(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._write_paused = False
+        self._dispatching = False
         self._write_resumed = asyncio.Event()
         self._write_resumed.set()
         self.closed = asyncio.Event()
@@ -76,8 +78,9 @@ class SmppLink(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # No isinstance check: uvloop's TCPTransport implements the
+        # asyncio.Transport interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         set_nodelay(transport)
         self.peer = transport.get_extra_info("peername")
         self._after_input()
@@ -134,6 +137,14 @@ class SmppLink(asyncio.Protocol):
         self.session.respond(request, status, **fields)
         self._after_input()
 
+    def flush_soon(self) -> None:
+        """Schedule the flush (and re-arm the timer) after the owner called
+        ``self.session`` directly, e.g. a burst of ``send_request`` from a timer:
+        one call here per burst instead of the per-PDU bookkeeping of
+        :meth:`send_request`. Not needed inside the event handler: the link
+        flushes after dispatching events."""
+        self._after_input()
+
     def unbind(self) -> None:
         """Start the unbind handshake."""
         self.session.unbind(self._loop.time())
@@ -174,17 +185,28 @@ class SmppLink(asyncio.Protocol):
     # ------------------------------------------------------------------ internals
 
     def _dispatch(self) -> None:
+        # Not re-entrant: a handler that calls send_request()/abort()/close()
+        # would otherwise pop and handle the *next* events of this batch from
+        # inside the current one — out of order, and one stack level per
+        # pipelined PDU (a full window of submits answered with receipts in
+        # place overflows the recursion limit). The outer loop picks them up.
+        if self._dispatching:
+            return
+        self._dispatching = True
         session = self.session
         handler = self._handler
-        while (event := session.next_event()) is not None:
-            handler(self, event)
-            if type(event) is ConnectionClosed and self.transport is not None:
-                # Flush what the session queued before closing (e.g. a generic_nack).
-                self._flush()
-                try:
-                    self.transport.close()
-                except _CLOSE_ERRORS:
-                    pass
+        try:
+            while (event := session.next_event()) is not None:
+                handler(self, event)
+                if type(event) is ConnectionClosed and self.transport is not None:
+                    # Flush what the session queued before closing (e.g. a generic_nack).
+                    self._flush()
+                    try:
+                        self.transport.close()
+                    except _CLOSE_ERRORS:
+                        pass
+        finally:
+            self._dispatching = False
 
     def _after_input(self) -> None:
         # Batch: one write per loop iteration, whatever number of PDUs.
