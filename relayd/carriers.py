@@ -1,0 +1,373 @@
+"""Outbound binds to the carriers' SMSCs (relayd as ESME).
+
+Per carrier: ``binds`` connections (transceivers, or transmitter+receiver
+pairs), each reconnecting with jittered exponential backoff, each with its own
+window (the session's) and an AIMD congestion window cut in half on
+ESME_RTHROTTLED / ESME_RMSGQFUL and grown by one slot per window of successes.
+The links keep no message state of their own beyond "which message is behind
+this sequence number"; every outcome goes straight to the Relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from protocol.constants import CommandStatus, EsmClass
+from protocol.errors import LocalProtocolError, TextError
+from protocol.events import (
+    BindFailed,
+    Bound,
+    ConnectionClosed,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    ResponseTimedOut,
+)
+from protocol.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DataSm,
+    DeliverSm,
+    SubmitSm,
+)
+from protocol.receipt import parse_receipt
+from protocol.segment import ConcatMethod, split_bytes, split_text
+from protocol.session import Role
+from protocol.text import DefaultAlphabet, decode_text, is_binary
+from relayd.link import Link
+from relayd.model import INFLIGHT, QUEUED, Msg
+
+if TYPE_CHECKING:
+    from relayd.config import CarrierConfig
+    from relayd.core import Relay
+
+log = logging.getLogger("relayd.carriers")
+S = CommandStatus
+_THROTTLE = frozenset({S.ESME_RTHROTTLED, S.ESME_RMSGQFUL})
+SINGLE_SMS_OCTETS = 140
+
+
+class CarrierBind:
+    """One connection slot of a carrier: the current link, if any, and its window."""
+
+    def __init__(self, carrier: Carrier, index: int, kind: str) -> None:
+        self.carrier = carrier
+        self.index = index
+        self.kind = kind  # "trx", "tx" or "rx"
+        self.link: Link | None = None
+        self.bound = False
+        self.inflight: dict[int, tuple[Msg, int, int, int]] = {}
+        self.cwnd = float(carrier.cfg.window)
+        self.blocked_until = 0.0
+        self.tokens = 0.0
+        self.tokens_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.bound_this_connection = False
+        self.name = f"{carrier.name}/{kind}{index}"
+
+    @property
+    def can_send(self) -> bool:
+        return self.bound and self.kind != "rx" and self.link is not None
+
+    def free(self, now: float) -> int:
+        link = self.link
+        if not self.bound or link is None or self.kind == "rx" or now < self.blocked_until:
+            return 0
+        free = min(link.session.window_free(), int(self.cwnd) - len(self.inflight))
+        max_tps = self.carrier.cfg.max_tps
+        if max_tps > 0 and free > 0:
+            self.tokens = min(max_tps, self.tokens + (now - self.tokens_at) * max_tps)
+            self.tokens_at = now
+            free = min(free, int(self.tokens))
+        return free
+
+    # ---------------------------------------------------------------- sending
+
+    def submit(self, msg: Msg) -> None:
+        """Send every part of ``msg`` on this bind (the pool checked the window)."""
+        relay = self.carrier.relay
+        link = self.link
+        assert link is not None
+        try:
+            parts = self.carrier.split(msg)
+        except (TextError, LocalProtocolError) as exc:
+            log.warning("cannot split %s for %s: %s", msg.id, self.carrier.name, exc)
+            relay.on_part_rejected(msg, self.carrier.name, S.ESME_RINVMSGLEN)
+            return
+        msg.state = INFLIGHT
+        msg.carrier = self.carrier.name
+        msg.carrier_ids = [None] * len(parts)
+        msg.part_finals = [None] * len(parts)
+        attempt = msg.attempts
+        for i, pdu in enumerate(parts):
+            try:
+                seq = link.send_request(pdu)
+            except LocalProtocolError:
+                # Window full or the session closed under us: back to the queue.
+                relay.on_part_lost(msg)
+                return
+            self.inflight[seq] = (msg, i, len(parts), attempt)
+            if self.carrier.cfg.max_tps > 0:
+                self.tokens -= 1
+        relay.metrics.carrier_submit(self.carrier.name, len(parts))
+
+    # ---------------------------------------------------------------- events
+
+    def on_event(self, link: Link, event: Event) -> None:
+        relay = self.carrier.relay
+        et = type(event)
+        if et is ResponseReceived:
+            req, resp = event  # type: ignore[misc]
+            entry = self.inflight.pop(req.sequence_number, None)
+            if entry is None:
+                return
+            msg, part, nparts, attempt = entry
+            status = resp.command_status
+            relay.metrics.carrier_response(self.carrier.name, status)
+            if msg.attempts != attempt or msg.state != INFLIGHT:
+                return  # a stale answer to an attempt already given up
+            if status == 0:
+                if self.cwnd < self.carrier.cfg.window:
+                    self.cwnd += 1.0 / max(self.cwnd, 1.0)
+                relay.on_part_acked(msg, part, nparts, self.carrier.name, resp.message_id)
+            else:
+                if status in _THROTTLE:
+                    # AIMD: halve this bind's window and pause it briefly.
+                    self.cwnd = max(1.0, self.cwnd / 2)
+                    self.blocked_until = relay.loop.time() + 0.05
+                    relay.loop.call_later(0.06, relay.dispatch_soon)
+                relay.on_part_rejected(msg, self.carrier.name, status)
+            relay.dispatch_soon()
+        elif et is RequestReceived:
+            req = event[0]
+            if isinstance(req, DeliverSm | DataSm):
+                self._on_deliver(link, req)
+            else:
+                link.respond(req, S.ESME_RINVCMDID)
+        elif et is ResponseTimedOut:
+            req = event[0]
+            entry = self.inflight.pop(req.sequence_number, None)
+            if entry is not None:
+                msg, _, _, attempt = entry
+                if msg.attempts == attempt:
+                    relay.on_part_lost(msg)
+            relay.dispatch_soon()
+        elif et is Bound:
+            self.bound = True
+            self.bound_this_connection = True
+            self.carrier.attempt_failures = 0
+            log.info("bound %s to %s", self.name, self.carrier.cfg.host)
+            relay.metrics.carrier_binds(self.carrier.name, self.carrier.bound_count())
+            relay.dispatch_soon()
+        elif et is BindFailed:
+            log.warning("bind %s refused: status 0x%08X", self.name, event[0])
+            link.close()
+        elif et is ConnectionClosed:
+            was_bound = self.bound
+            self.bound = False
+            lost = {id(m): m for (m, _, _, a) in self.inflight.values() if m.attempts == a}
+            self.inflight.clear()
+            for msg in lost.values():
+                relay.on_part_lost(msg)
+            if was_bound:
+                log.warning("carrier bind %s closed: %s", self.name, event[0].value)
+            relay.metrics.carrier_binds(self.carrier.name, self.carrier.bound_count())
+            relay.dispatch_soon()
+
+    def _on_deliver(self, link: Link, req: DeliverSm | DataSm) -> None:
+        receipt = parse_receipt(req)
+        if receipt is None:
+            link.respond(req, 0)  # MO message: not routed by this relay
+            return
+
+        def ack(status: int, link: Link = link, req: DeliverSm | DataSm = req) -> None:
+            if link.is_open:
+                try:
+                    link.respond(req, status)
+                except LocalProtocolError:
+                    pass  # session closed meanwhile; the carrier will resend
+
+        self.carrier.relay.on_carrier_receipt(self.carrier.name, receipt, ack)
+
+    # ---------------------------------------------------------------- connection loop
+
+    async def run(self) -> None:
+        cfg = self.carrier.cfg
+        loop = asyncio.get_running_loop()
+        failures = 0
+        session_cfg = cfg.session_config()
+        while not self.carrier.stopping:
+            try:
+                _, link = await loop.create_connection(
+                    lambda: Link(session_cfg, Role.ESME, self.on_event, self.name),
+                    cfg.host,
+                    cfg.port,
+                )
+            except OSError as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                log.debug("connect %s failed (%s); retry in %.2fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.link = link
+            self.bound_this_connection = False
+            bind_cls: Any = {"trx": BindTransceiver, "tx": BindTransmitter, "rx": BindReceiver}[
+                self.kind
+            ]
+            link.send_request(
+                bind_cls(system_id=cfg.system_id, password=cfg.password, system_type=cfg.system_type)
+            )
+            await link.closed.wait()
+            self.link = None
+            failures = 0 if self.bound_this_connection else failures + 1
+            self.bound = False
+            if self.carrier.stopping:
+                break
+            await asyncio.sleep(self._backoff(max(failures, 1)))
+
+    def _backoff(self, failures: int) -> float:
+        cfg = self.carrier.cfg
+        base = min(cfg.reconnect_max_s, cfg.reconnect_min_s * (2 ** min(failures - 1, 16)))
+        return float(base * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
+
+
+class Carrier:
+    """One carrier: its binds, its split rules, whether it is drained."""
+
+    def __init__(self, cfg: CarrierConfig, relay: Relay) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.relay = relay
+        self.stopping = False
+        self.drained = False
+        self.attempt_failures = 0
+        self._ref = random.randrange(0, 65536)  # noqa: S311 - concat reference
+        kinds = ["trx"] if cfg.bind_type == "transceiver" else ["tx", "rx"]
+        self.binds = [CarrierBind(self, i, k) for i in range(cfg.binds) for k in kinds]
+        self._concat = ConcatMethod(cfg.concat_method)
+        self._alphabet = DefaultAlphabet(cfg.default_alphabet)
+
+    def bound_count(self) -> int:
+        return sum(1 for b in self.binds if b.bound)
+
+    @property
+    def up(self) -> bool:
+        return any(b.can_send for b in self.binds)
+
+    def best_bind(self, now: float) -> CarrierBind | None:
+        best: CarrierBind | None = None
+        best_free = 0
+        for b in self.binds:
+            free = b.free(now)
+            if free > best_free:
+                best, best_free = b, free
+        return best
+
+    def split(self, msg: Msg) -> list[SubmitSm]:
+        """The SubmitSm PDUs for ``msg`` on this carrier (SMPP 3.4 §4.4.1; digest §10)."""
+        body = msg.body
+        base = {
+            "source_addr_ton": msg.src_ton,
+            "source_addr_npi": msg.src_npi,
+            "source_addr": msg.src,
+            "dest_addr_ton": msg.dst_ton,
+            "dest_addr_npi": msg.dst_npi,
+            "destination_addr": msg.dst,
+            "protocol_id": msg.protocol_id,
+            "priority_flag": msg.priority_flag,
+            # Always ask the carrier for a receipt: every message must end in a final.
+            "registered_delivery": 0x01,
+            "data_coding": msg.data_coding,
+        }
+        if len(body) <= SINGLE_SMS_OCTETS or msg.esm_class & EsmClass.UDHI:
+            if len(body) <= 254:
+                return [SubmitSm(esm_class=msg.esm_class, short_message=body, **base)]  # type: ignore[arg-type]
+        self._ref = (self._ref + 1) & 0xFFFF
+        ref = self._ref & 0xFF if self._concat == ConcatMethod.UDH8 else self._ref
+        if is_binary(msg.data_coding):
+            segments = split_bytes(body, method=self._concat, reference=ref)
+        else:
+            text = decode_text(body, msg.data_coding, default_alphabet=self._alphabet)
+            segments = split_text(
+                text,
+                msg.data_coding,
+                method=self._concat,
+                reference=ref,
+                default_alphabet=self._alphabet,
+            )
+        return [
+            SubmitSm(  # type: ignore[arg-type]
+                esm_class=msg.esm_class | seg.esm_class_flags,
+                short_message=seg.short_message,
+                tlvs=seg.tlvs,
+                **base,
+            )
+            for seg in segments
+        ]
+
+    def start(self) -> None:
+        for b in self.binds:
+            b.task = asyncio.get_running_loop().create_task(b.run(), name=b.name)
+
+    async def stop(self, grace_s: float) -> None:
+        """Wait up to ``grace_s`` for in-flight submits, then unbind and close."""
+        self.stopping = True
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while any(b.inflight for b in self.binds) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for b in self.binds:
+            if b.link is not None and b.link.is_open:
+                try:
+                    b.link.unbind()
+                except LocalProtocolError:
+                    b.link.close()
+        waits = [b.link.closed.wait() for b in self.binds if b.link is not None]
+        if waits:
+            try:
+                async with asyncio.timeout(max(0.1, deadline - asyncio.get_running_loop().time()) + 1):
+                    await asyncio.gather(*waits)
+            except TimeoutError:
+                pass
+        for b in self.binds:
+            if b.link is not None:
+                b.link.abort()
+            if b.task is not None:
+                b.task.cancel()
+        await asyncio.gather(*(b.task for b in self.binds if b.task is not None), return_exceptions=True)
+
+
+class CarrierPool:
+    """All carriers; ``pick(route)`` chooses where the next message of a route goes."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.carriers = {c.name: Carrier(c, relay) for c in relay.config.carriers}
+
+    def start(self) -> None:
+        for c in self.carriers.values():
+            c.start()
+
+    def pick(self, route: tuple[str, ...]) -> CarrierBind | None:
+        now = self.relay.loop.time()
+        for name in route:
+            c = self.carriers.get(name)
+            if c is None or c.drained:
+                continue
+            b = c.best_bind(now)
+            if b is not None:
+                return b
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        await asyncio.gather(*(c.stop(grace_s) for c in self.carriers.values()))
+
+    def requeue_lost(self) -> None:  # pragma: no cover - used by shutdown paths
+        for c in self.carriers.values():
+            for b in c.binds:
+                for m, _, _, _ in b.inflight.values():
+                    if m.state == INFLIGHT:
+                        m.state = QUEUED

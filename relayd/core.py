@@ -1,0 +1,555 @@
+"""The relay core: the single owner of every in-flight message (architecture.md §1–§3).
+
+:class:`Relay` owns the message table, the per-route queues, the correlation of
+carrier ids to our messages and the receipts owed upstream. Everything runs on
+the event loop and every method is synchronous: the upstream server and the
+carrier links call in, the core decides, and nothing holds message state across
+an ``await``. Durability goes through the WAL (``relayd/wal.py``): a decision
+that must survive a crash is appended there and acted upon only when its
+group commit returned:
+
+* a submit is answered ``submit_sm_resp`` only after its ``A`` record is durable;
+* a carrier receipt is answered ``deliver_sm_resp`` only after the ``F`` record
+  is durable (so a crash can never lose a final the carrier will not resend);
+* ``S`` and ``R`` records are written without waiting: losing one in a crash
+  means a resend (at-least-once toward carriers) or a repeated report on a new
+  bind after restart, never a lost message.
+
+Routing: each message is queued on the queue of its route (the ordered carrier
+list of ``Config.route_for``). Dispatch walks the queues and, for the message at
+each head, takes the first carrier of its list that is up and has a free window
+slot — so a dead or saturated carrier is skipped for the next one and nothing
+waits behind it while another carrier of its list can take it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from protocol.constants import TAG_KR_RESULT_CODE, CommandStatus, MessageState
+from protocol.msgid import MessageIdError, policy_from_name
+from protocol.receipt import Receipt, build_receipt_pdu
+from protocol.resultcodes import RESULT_CODES
+from relayd.model import (
+    FINAL,
+    FINAL_STATE_NAMES,
+    INFLIGHT,
+    K_ACCEPTED,
+    K_FINAL,
+    K_REPORTED,
+    K_SUBMITTED,
+    QUEUED,
+    SUBMITTED,
+    Final,
+    Msg,
+)
+
+if TYPE_CHECKING:
+    from relayd.carriers import CarrierPool
+    from relayd.config import Config
+    from relayd.metrics import Metrics
+    from relayd.store import Store
+    from relayd.upstream import UpstreamServer
+    from relayd.wal import Wal
+
+log = logging.getLogger("relayd.core")
+
+KST = timezone(timedelta(hours=9))
+S = CommandStatus
+
+# Carrier submit statuses that mean "try again later" (digest §4, common practice);
+# each carrier may add more in its configuration.
+BASE_TEMPORARY_STATUSES = frozenset(
+    {S.ESME_RTHROTTLED, S.ESME_RMSGQFUL, S.ESME_RSYSERR, S.ESME_RX_T_APPN}
+)
+
+# Submit-time rejections of the Korean table (korea-messaging.md §7): status → code.
+_CODE_FOR_SUBMIT_STATUS = {
+    row.submit_status: row.code for row in RESULT_CODES.values() if row.submit_status is not None
+}
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Relay:
+    """Owner of message state. Built by ``relayd.main``; see module docstring."""
+
+    def __init__(self, config: Config, wal: Wal, store: Store, metrics: Metrics) -> None:
+        self.config = config
+        self.wal = wal
+        self.store = store
+        self.metrics = metrics
+        self.loop = asyncio.get_running_loop()
+        self.messages: dict[str, Msg] = {}
+        # accepted, WAL record not yet durable: part of any checkpoint taken now
+        self.pending_accept: dict[str, Msg] = {}
+        # route (tuple of carrier names) → FIFO of messages ready to send
+        self.queues: dict[tuple[str, ...], deque[Msg]] = {}
+        self.retry_heap: list[tuple[float, int, Msg]] = []
+        self._retry_seq = 0
+        # (carrier, canonical carrier id) → (message, part index)
+        self.by_carrier_id: dict[tuple[str, str], tuple[Msg, int]] = {}
+        # receipts that arrived before their submit_sm_resp was processed
+        self.parked: dict[tuple[str, str], tuple[Receipt, Callable[[int], None]]] = {}
+        # finals owed upstream, per account, in order
+        self.reports: dict[str, deque[Msg]] = {}
+        self.carriers: CarrierPool | None = None
+        self.upstream: UpstreamServer | None = None
+        self._dispatch_handle: asyncio.Handle | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._id_counter = 0
+        self._id_prefix_ts = ""
+        self.id_policies = {c.name: policy_from_name(c.id_policy) for c in config.carriers}
+        self.temporary_statuses = {
+            c.name: BASE_TEMPORARY_STATUSES | frozenset(c.temporary_statuses) for c in config.carriers
+        }
+        self.unknown_receipts = 0
+        self.accepting = True
+
+    # ================================================================ ids
+
+    def new_message_id(self) -> str:
+        """korea-messaging.md §13 convention: requestId (14-digit KST time + 8 base32
+        chars) + 4-digit recipient index + channel 'S'. The base32 part is a
+        per-process counter seeded from the clock, unique across restarts."""
+        if not self._id_counter:
+            self._id_counter = int(time.time() * 1000) << 8
+        self._id_counter += 1
+        ts = datetime.now(KST).strftime("%Y%m%d%H%M%S")
+        n = self._id_counter & ((1 << 40) - 1)
+        b32 = ""
+        for _ in range(8):
+            b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[n & 31] + b32
+            n >>= 5
+        return f"{ts}{b32}0000S"
+
+    # ================================================================ accept (upstream → WAL)
+
+    def accept(self, msg: Msg) -> asyncio.Future[None]:
+        """Append the message's ``A`` record; the returned future resolves when it is
+        durable (then, and only then, the caller answers submit_sm_resp). The
+        message enters the queues at that moment.
+
+        Raises:
+            WalFullError / WalError: the WAL cannot take it (answer an error status).
+        """
+        fut = self.wal.append(msg.accepted_record())
+        self.pending_accept[msg.id] = msg
+        fut.add_done_callback(lambda f, m=msg: self._on_accept_durable(f, m))
+        return fut
+
+    def _on_accept_durable(self, fut: asyncio.Future[None], msg: Msg) -> None:
+        self.pending_accept.pop(msg.id, None)
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self.messages[msg.id] = msg
+        msg.route = self.config.route_for(msg.account, msg.dst)
+        self.store.record_events(
+            [
+                (
+                    "accepted",
+                    msg.id,
+                    msg.account,
+                    msg.src,
+                    msg.dst,
+                    1,
+                    msg.registered_delivery,
+                    msg.accepted_at,
+                )
+            ]
+        )
+        if not msg.route:
+            self._finalise(msg, Final(MessageState.UNDELIVERABLE, 3015, "UNDELIV", "3015", _now()))
+            return
+        self._enqueue(msg)
+
+    def _enqueue(self, msg: Msg) -> None:
+        msg.state = QUEUED
+        q = self.queues.get(msg.route)
+        if q is None:
+            q = self.queues[msg.route] = deque()
+        q.append(msg)
+        self.dispatch_soon()
+
+    # ================================================================ dispatch (queues → carriers)
+
+    def dispatch_soon(self) -> None:
+        if self._dispatch_handle is None:
+            self._dispatch_handle = self.loop.call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_handle = None
+        pool = self.carriers
+        if pool is None:
+            return
+        now = _now()
+        for route, q in self.queues.items():
+            while q:
+                msg = q[0]
+                if msg.state != QUEUED or msg.id not in self.messages:
+                    q.popleft()  # cancelled or finalised meanwhile
+                    continue
+                if msg.expires_at and now >= msg.expires_at:
+                    q.popleft()
+                    self._finalise(msg, Final(MessageState.EXPIRED, 2000, "EXPIRED", "2000", now))
+                    continue
+                target = pool.pick(route)
+                if target is None:
+                    break  # every carrier of this route is down or saturated
+                q.popleft()
+                target.submit(msg)
+        self.metrics.queue_depth(self.queues)
+
+    def requeue(self, msg: Msg, *, delay_s: float = 0.0, count_attempt: bool = True) -> None:
+        """Put a message back (temporary error, timeout, disconnect)."""
+        if msg.id not in self.messages or msg.state == FINAL:
+            return
+        if count_attempt:
+            msg.attempts += 1
+        if msg.attempts >= self.config.retry.max_attempts:
+            self._finalise(msg, Final(MessageState.UNDELIVERABLE, 3011, "UNDELIV", "3011", _now()))
+            return
+        msg.state = QUEUED
+        msg.carrier_ids = []
+        msg.part_finals = []
+        if delay_s <= 0:
+            self._enqueue(msg)
+            return
+        self._retry_seq += 1
+        heapq.heappush(self.retry_heap, (self.loop.time() + delay_s, self._retry_seq, msg))
+        self._arm_retry()
+
+    def backoff_s(self, msg: Msg) -> float:
+        r = self.config.retry
+        return float(min(r.backoff_max_s, r.backoff_min_s * (2 ** min(msg.attempts, 16))))
+
+    def _arm_retry(self) -> None:
+        if not self.retry_heap:
+            return
+        due = self.retry_heap[0][0]
+        if self._retry_timer is not None:
+            if self._retry_timer.when() <= due:
+                return
+            self._retry_timer.cancel()
+        self._retry_timer = self.loop.call_at(due, self._on_retry)
+
+    def _on_retry(self) -> None:
+        self._retry_timer = None
+        now = self.loop.time()
+        while self.retry_heap and self.retry_heap[0][0] <= now:
+            _, _, msg = heapq.heappop(self.retry_heap)
+            if msg.id in self.messages and msg.state == QUEUED:
+                self._enqueue(msg)
+        self._arm_retry()
+
+    # ================================================================ carrier outcomes
+
+    def on_part_acked(self, msg: Msg, part: int, nparts: int, carrier: str, carrier_id: str) -> None:
+        """A carrier accepted one part and returned its id."""
+        if msg.id not in self.messages:
+            return
+        try:
+            canonical = self.id_policies[carrier].canonical_resp_id(carrier_id)
+        except MessageIdError:
+            canonical = carrier_id
+        while len(msg.carrier_ids) < nparts:
+            msg.carrier_ids.append(None)
+            msg.part_finals.append(None)
+        msg.carrier_ids[part] = canonical
+        msg.carrier = carrier
+        key = (carrier, canonical)
+        self.by_carrier_id[key] = (msg, part)
+        self.wal.append([K_SUBMITTED, msg.id, part, nparts, carrier, canonical, _now()])
+        self.store.record_events([("submitted", msg.id, part, carrier, canonical, _now())])
+        if all(c is not None for c in msg.carrier_ids) and msg.state == INFLIGHT:
+            msg.state = SUBMITTED
+        parked = self.parked.pop(key, None)
+        if parked is not None:
+            self.on_carrier_receipt(carrier, parked[0], parked[1])
+
+    def on_part_rejected(self, msg: Msg, carrier: str, status: int) -> None:
+        """A carrier answered a submit with a non-zero status."""
+        if msg.id not in self.messages or msg.state == FINAL:
+            return
+        temporary = status in self.temporary_statuses.get(carrier, BASE_TEMPORARY_STATUSES)
+        self.store.record_events([("attempt_failed", msg.id, 0, carrier, "", status, temporary, _now())])
+        if temporary:
+            self.requeue(msg, delay_s=self.backoff_s(msg))
+            return
+        code = _CODE_FOR_SUBMIT_STATUS.get(status)
+        err = str(code) if code is not None else f"{status & 0xFFF:03X}"
+        self._finalise(msg, Final(MessageState.REJECTED, code, "REJECTD", err, _now()))
+
+    def on_part_lost(self, msg: Msg) -> None:
+        """No response (timeout) or the bind dropped before it: send again."""
+        if msg.id in self.messages and msg.state in (INFLIGHT, QUEUED):
+            self.requeue(msg, delay_s=self.backoff_s(msg), count_attempt=True)
+
+    def on_carrier_receipt(
+        self,
+        carrier: str,
+        receipt: Receipt,
+        ack: Callable[[int], None],
+    ) -> None:
+        """A receipt from a carrier. ``ack(status)`` answers its deliver_sm; called once
+        the final is durable (or at once for unknown/intermediate receipts)."""
+        try:
+            canonical = self.id_policies[carrier].canonical_receipt_id(receipt.message_id)
+        except MessageIdError:
+            self.unknown_receipts += 1
+            self.metrics.receipt_unknown(carrier)
+            ack(0)
+            return
+        key = (carrier, canonical)
+        entry = self.by_carrier_id.get(key)
+        if entry is None:
+            if key not in self.parked and len(self.parked) < 100_000:
+                # Maybe its submit_sm_resp is still on its way (another bind, or
+                # not yet processed): park it briefly, answered once matched.
+                self.parked[key] = (receipt, ack)
+                self.loop.call_later(5.0, self._expire_parked, key)
+                return
+            self.unknown_receipts += 1
+            self.metrics.receipt_unknown(carrier)
+            ack(0)
+            return
+        msg, part = entry
+        if not receipt.is_final:
+            ack(0)
+            return
+        state = receipt.message_state if receipt.message_state is not None else MessageState.UNKNOWN
+        code = receipt.result_code
+        err = receipt.err or (str(code) if code is not None else "")
+        stat = receipt.stat or FINAL_STATE_NAMES.get(state, "UNKNOWN")[:7]
+        part_final = Final(state, code, stat, err, _now())
+        del self.by_carrier_id[key]
+        if msg.id not in self.messages or msg.final is not None:
+            ack(0)
+            return
+        while len(msg.part_finals) <= part:
+            msg.part_finals.append(None)
+        msg.part_finals[part] = part_final
+        self.metrics.receipt_in(carrier, stat, code)
+        if any(f is None for f in msg.part_finals) or len(msg.part_finals) < len(msg.carrier_ids):
+            ack(0)  # more parts to come; the part's final is recomputed on replay
+            return
+        # The message's final: delivered only if every part was; else the first failure.
+        final = next((f for f in msg.part_finals if f is not None and f.state != MessageState.DELIVERED), part_final)
+        fut = self._finalise(msg, final)
+        if fut is None:
+            ack(0)
+        else:
+            fut.add_done_callback(lambda f: ack(0 if (not f.cancelled() and f.exception() is None) else S.ESME_RX_T_APPN))
+
+    def _expire_parked(self, key: tuple[str, str]) -> None:
+        entry = self.parked.pop(key, None)
+        if entry is not None:
+            # Still unmatched after the grace: acknowledge, count, log (issue 4).
+            self.unknown_receipts += 1
+            self.metrics.receipt_unknown(key[0])
+            log.warning("unknown receipt from %s (id %s)", key[0], key[1])
+            entry[1](0)
+
+    # ================================================================ finals and reports
+
+    def _finalise(self, msg: Msg, final: Final) -> asyncio.Future[None] | None:
+        """Record the final (WAL ``F``), then queue its receipt upstream."""
+        if msg.final is not None:
+            return None
+        msg.final = final
+        msg.state = FINAL
+        for cid in msg.carrier_ids:
+            if cid is not None and msg.carrier is not None:
+                self.by_carrier_id.pop((msg.carrier, cid), None)
+        try:
+            fut = self.wal.append(
+                [K_FINAL, msg.id, final.state, final.code, final.stat, final.err, final.done_at]
+            )
+        except Exception:  # WAL full/failed: the final is re-derived after restart
+            log.exception("WAL refused a final record for %s", msg.id)
+            fut = None
+        self.store.record_events(
+            [("final", msg.id, FINAL_STATE_NAMES.get(final.state, "UNKNOWN"), final.code, final.stat, final.done_at)]
+        )
+        self.metrics.final(final.stat, final.code)
+        if fut is not None:
+            fut.add_done_callback(lambda f, m=msg: self._on_final_durable(f, m))
+        return fut
+
+    def _on_final_durable(self, fut: asyncio.Future[None], msg: Msg) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self._queue_report(msg)
+
+    def _queue_report(self, msg: Msg) -> None:
+        if not msg.wants_receipt:
+            self._reported(msg)
+            return
+        q = self.reports.get(msg.account)
+        if q is None:
+            q = self.reports[msg.account] = deque()
+        q.append(msg)
+        if self.upstream is not None:
+            self.upstream.pump_reports(msg.account)
+
+    def build_upstream_receipt(self, msg: Msg) -> Any:
+        """The deliver_sm receipt for ``msg`` (Appendix B text + TLVs, our id)."""
+        f = msg.final
+        assert f is not None
+        sub = datetime.fromtimestamp(msg.accepted_at, KST).strftime("%y%m%d%H%M")
+        done = datetime.fromtimestamp(f.done_at, KST).strftime("%y%m%d%H%M")
+        r = Receipt(
+            message_id=msg.id,
+            submitted=1,
+            delivered=1 if f.state == MessageState.DELIVERED else 0,
+            submit_date=sub,
+            done_date=done,
+            stat=f.stat,
+            err=f.err,
+            text="",
+            message_state=f.state,
+            result_code=f.code,
+        )
+        return build_receipt_pdu(
+            r,
+            source_addr=msg.dst,
+            destination_addr=msg.src,
+            source_addr_ton=msg.dst_ton,
+            source_addr_npi=msg.dst_npi,
+            dest_addr_ton=msg.src_ton,
+            dest_addr_npi=msg.src_npi,
+        )
+
+    def next_report(self, account: str) -> Msg | None:
+        q = self.reports.get(account)
+        while q:
+            msg = q.popleft()
+            if msg.id in self.messages:
+                return msg
+        return None
+
+    def report_failed(self, msg: Msg) -> None:
+        """The upstream deliver_sm was not acknowledged: keep it for the next bind."""
+        if msg.id in self.messages:
+            self.reports.setdefault(msg.account, deque()).appendleft(msg)
+
+    def report_done(self, msg: Msg) -> None:
+        self._reported(msg)
+
+    def _reported(self, msg: Msg) -> None:
+        if self.messages.pop(msg.id, None) is None:
+            return
+        try:
+            self.wal.append([K_REPORTED, msg.id])
+        except Exception:
+            log.warning("WAL refused a reported record; it will be reported again after restart")
+        self.store.record_events([("reported", msg.id, _now())])
+
+    def pending_reports(self, account: str) -> int:
+        return len(self.reports.get(account, ()))
+
+    # ================================================================ query / cancel
+
+    def cancel(self, account: str, msg_id: str) -> bool:
+        """cancel_sm: only a message that has not reached a carrier (SMPP 3.4 §4.9)."""
+        msg = self.messages.get(msg_id)
+        if msg is None or msg.account != account or msg.state != QUEUED or msg.carrier_ids:
+            return False
+        self._finalise(msg, Final(MessageState.DELETED, None, "DELETED", "000", _now()))
+        return True
+
+    def lookup(self, account: str, msg_id: str) -> Msg | None:
+        msg = self.messages.get(msg_id)
+        if msg is None or msg.account != account:
+            return None
+        return msg
+
+    # ================================================================ recovery / checkpoint
+
+    def apply_record(self, r: list[Any]) -> None:
+        """Replay one WAL record (idempotent)."""
+        kind = r[0]
+        if kind == K_ACCEPTED:
+            if r[1] not in self.messages:
+                self.messages[r[1]] = Msg.from_accepted(r)
+        elif kind == K_SUBMITTED:
+            msg = self.messages.get(r[1])
+            if msg is not None and msg.final is None:
+                part, nparts, carrier, canonical = r[2], r[3], r[4], r[5]
+                while len(msg.carrier_ids) < nparts:
+                    msg.carrier_ids.append(None)
+                    msg.part_finals.append(None)
+                msg.carrier_ids[part] = canonical
+                msg.carrier = carrier
+                if all(c is not None for c in msg.carrier_ids):
+                    msg.state = SUBMITTED
+        elif kind == K_FINAL:
+            msg = self.messages.get(r[1])
+            if msg is not None and msg.final is None:
+                msg.final = Final(r[2], r[3], r[4], r[5], r[6])
+                msg.state = FINAL
+        elif kind == K_REPORTED:
+            self.messages.pop(r[1], None)
+
+    def load_snapshot(self, blobs: Iterable[bytes]) -> None:
+        for blob in blobs:
+            m = Msg.from_snapshot(blob)
+            self.messages[m.id] = m
+
+    def resume_after_recovery(self) -> dict[str, int]:
+        """Rebuild queues, correlation and pending reports from ``self.messages``."""
+        requeued = awaiting = to_report = 0
+        for msg in list(self.messages.values()):
+            msg.route = self.config.route_for(msg.account, msg.dst)
+            if msg.final is not None:
+                msg.state = FINAL
+                self._queue_report(msg)
+                to_report += 1
+            elif msg.carrier_ids and all(c is not None for c in msg.carrier_ids):
+                msg.state = SUBMITTED
+                for i, cid in enumerate(msg.carrier_ids):
+                    if cid is not None and msg.carrier is not None and (
+                        i >= len(msg.part_finals) or msg.part_finals[i] is None
+                    ):
+                        self.by_carrier_id[(msg.carrier, cid)] = (msg, i)
+                awaiting += 1
+            else:
+                # Not confirmed by a carrier before the crash: send again.
+                msg.carrier_ids = []
+                msg.part_finals = []
+                self._enqueue(msg) if msg.route else self._finalise(
+                    msg, Final(MessageState.UNDELIVERABLE, 3015, "UNDELIV", "3015", _now())
+                )
+                requeued += 1
+        return {"requeued": requeued, "awaiting_receipt": awaiting, "to_report": to_report}
+
+    def snapshot_blobs(self) -> list[bytes]:
+        out = [m.snapshot() for m in self.messages.values()]
+        out.extend(m.snapshot() for m in self.pending_accept.values())
+        return out
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "messages": len(self.messages),
+            "queued": sum(len(q) for q in self.queues.values()),
+            "retrying": len(self.retry_heap),
+            "awaiting_receipt": len(self.by_carrier_id),
+            "reports_pending": sum(len(q) for q in self.reports.values()),
+            "unknown_receipts": self.unknown_receipts,
+        }
+
+
+def epoch_to_utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+__all__ = ["BASE_TEMPORARY_STATUSES", "TAG_KR_RESULT_CODE", "Relay"]

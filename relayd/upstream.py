@@ -1,0 +1,615 @@
+"""The upstream face: relayd as SMSC for the applications that bind to it.
+
+One :class:`~relayd.link.Link` (role SMSC) per TCP connection. Binds are
+authenticated against the configured accounts (scrypt hashes, verified off the
+event loop and cached); submits are validated, handed to the Relay and answered
+only once their WAL record is durable; receipts are pushed to the account's
+receiver/transceiver binds within each bind's window. An account only ever
+sees its own messages and receipts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from protocol.constants import CommandStatus, DestFlag, EsmClass, MessageState, Tag
+from protocol.errors import LocalProtocolError, TextError
+from protocol.events import (
+    BindRequested,
+    Bound,
+    ConnectionClosed,
+    Event,
+    PduRejected,
+    RequestReceived,
+    ResponseReceived,
+    ResponseTimedOut,
+)
+from protocol.korean import KoreanRuleError, RejectCode, classify_message
+from protocol.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    QuerySm,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    SubmitSm,
+    UnsuccessSme,
+)
+from protocol.segment import parse_udh
+from protocol.session import Role
+from protocol.text import decode_text, is_binary
+from relayd.link import Link
+from relayd.model import FINAL, QUEUED, SUBMITTED, Msg
+
+if TYPE_CHECKING:
+    from relayd.config import AccountConfig
+    from relayd.core import Relay
+
+log = logging.getLogger("relayd.upstream")
+S = CommandStatus
+
+# Korean mobile numbers (korea-messaging.md §3, recipients): 010/011/016/017/018/019.
+_MOBILE = re.compile(r"01[016789][0-9]{7,8}")
+_BIND_KIND = {BindTransmitter: "transmitter", BindReceiver: "receiver", BindTransceiver: "transceiver"}
+
+
+def mask(number: str) -> str:
+    """Phone numbers in logs: keep the first 3 and last 4 digits (010****5678)."""
+    if len(number) <= 7:
+        return "*" * max(0, len(number) - 2) + number[-2:]
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+class TokenBucket:
+    """Per-account throughput limit: ``rate`` per second, burst of one second."""
+
+    __slots__ = ("at", "rate", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
+
+
+class Conn:
+    """Per-connection state of an upstream link."""
+
+    __slots__ = ("account", "bind_kind", "link", "receipts", "unanswered")
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.account: AccountConfig | None = None
+        self.bind_kind = ""
+        self.unanswered = 0
+        self.receipts: dict[int, Msg] = {}
+
+
+def parse_validity(value: str, now: float, default_s: float) -> float:
+    """SMPP 3.4 §7.1.1 validity_period → absolute epoch seconds.
+
+    Raises:
+        ValueError: not a valid absolute or relative time.
+    """
+    if not value:
+        return now + default_s
+    if len(value) != 16 or not value[:15].isdigit() or value[15] not in "+-R":
+        raise ValueError(value)
+    yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
+    if value[15] == "R":
+        # YYMMDDhhmmss000R: years/months approximated as 365/30 days.
+        return now + ((yy * 365 + mo * 30 + dd) * 86400 + hh * 3600 + mi * 60 + ss)
+    tenths, quarter = int(value[12]), int(value[13:15])
+    offset = timedelta(minutes=15 * quarter) * (1 if value[15] == "+" else -1)
+    dt = datetime(2000 + yy, mo, dd, hh, mi, ss, tenths * 100_000, tzinfo=UTC) - offset
+    return dt.timestamp()
+
+
+class UpstreamServer:
+    """The listening socket and every upstream session."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        cfg = relay.config.server
+        self.cfg = cfg
+        self.session_cfg = cfg.session_config()
+        self.server: asyncio.AbstractServer | None = None
+        self.conns: set[Conn] = set()
+        # account system_id → bound connections (any bind type)
+        self.bound: dict[str, list[Conn]] = {}
+        self.buckets: dict[str, TokenBucket] = {}
+        self._rr: dict[str, int] = {}
+        self._verified: dict[tuple[str, bytes], tuple[str, bool]] = {}
+        self._next_id = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.accepting = True
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._make_link, self.cfg.host, self.cfg.port, backlog=1024
+        )
+
+    def _make_link(self) -> Link:
+        self._next_id += 1
+        link = Link(self.session_cfg, Role.SMSC, self._on_event, f"upstream#{self._next_id}")
+        conn = Conn(link)
+        link.ctx = conn
+        if len(self.conns) >= self.cfg.max_connections or not self.accepting:
+            loop = asyncio.get_running_loop()
+            loop.call_soon(link.abort)
+        self.conns.add(conn)
+        return link
+
+    # ================================================================ events
+
+    def _on_event(self, link: Link, event: Event) -> None:
+        conn: Conn = link.ctx
+        et = type(event)
+        if et is RequestReceived:
+            req = event[0]
+            t = type(req)
+            if t is SubmitSm:
+                self._on_submit(conn, req)
+            elif t is DataSm:
+                self._on_data_sm(conn, req)
+            elif t is SubmitMulti:
+                self._on_submit_multi(conn, req)
+            elif t is QuerySm:
+                self._on_query(conn, req)
+            elif t is CancelSm:
+                self._on_cancel(conn, req)
+            elif t is ReplaceSm:
+                link.respond(req, S.ESME_RREPLACEFAIL)
+            else:
+                link.respond(req, S.ESME_RINVCMDID)
+        elif et is ResponseReceived:
+            req, resp = event  # type: ignore[misc]
+            msg = conn.receipts.pop(req.sequence_number, None)
+            if msg is not None:
+                if resp.command_status == 0:
+                    self.relay.report_done(msg)
+                else:
+                    self.relay.report_failed(msg)
+                if conn.account is not None:
+                    self.pump_reports(conn.account.system_id)
+        elif et is ResponseTimedOut:
+            msg = conn.receipts.pop(event[0].sequence_number, None)
+            if msg is not None:
+                self.relay.report_failed(msg)
+        elif et is BindRequested:
+            self._on_bind(conn, event[0])
+        elif et is Bound:
+            acct = conn.account
+            assert acct is not None
+            self.bound.setdefault(acct.system_id, []).append(conn)
+            log.info(
+                "bind %s account=%s type=%s from %s", link.name, acct.system_id, conn.bind_kind, link.peer
+            )
+            self.relay.metrics.upstream_binds(acct.system_id, len(self.bound[acct.system_id]))
+            if conn.bind_kind != "transmitter":
+                self.pump_reports(acct.system_id)
+        elif et is ConnectionClosed:
+            self.conns.discard(conn)
+            acct = conn.account
+            if acct is not None:
+                binds = self.bound.get(acct.system_id, [])
+                if conn in binds:
+                    binds.remove(conn)
+                    log.info("unbind %s account=%s reason=%s", link.name, acct.system_id, event[0].value)
+                self.relay.metrics.upstream_binds(acct.system_id, len(binds))
+                for msg in conn.receipts.values():
+                    self.relay.report_failed(msg)
+                conn.receipts.clear()
+                if binds:
+                    self.pump_reports(acct.system_id)
+        elif et is PduRejected:
+            self.relay.metrics.upstream_rejected(event[1])
+
+    # ================================================================ bind
+
+    def _on_bind(self, conn: Conn, req: Any) -> None:
+        link = conn.link
+        accounts = self.relay.config.accounts_by_id
+        acct = accounts.get(req.system_id)
+        if acct is None:
+            link.respond(req, S.ESME_RINVSYSID)
+            return
+        kind = _BIND_KIND[type(req)]
+        if kind not in acct.bind_types:
+            link.respond(req, S.ESME_RBINDFAIL)
+            return
+        if len(self.bound.get(acct.system_id, ())) >= acct.max_binds:
+            link.respond(req, S.ESME_RBINDFAIL)
+            return
+        key = (acct.system_id, hashlib.sha256(req.password.encode("latin-1")).digest())
+        cached = self._verified.get(key)
+        if cached is not None and cached[0] == acct.password_hash:
+            self._finish_bind(conn, req, acct, kind, cached[1])
+            return
+        # scrypt costs tens of ms: verify off the loop, answer when done.
+        from relayd.passwords import verify_password
+
+        fut = asyncio.get_running_loop().run_in_executor(
+            None, verify_password, req.password, acct.password_hash
+        )
+
+        def done(f: asyncio.Future[bool]) -> None:
+            ok = bool(not f.cancelled() and f.exception() is None and f.result())
+            if len(self._verified) < 10_000:
+                self._verified[key] = (acct.password_hash, ok)
+            self._finish_bind(conn, req, acct, kind, ok)
+
+        fut.add_done_callback(done)
+
+    def _finish_bind(self, conn: Conn, req: Any, acct: AccountConfig, kind: str, ok: bool) -> None:
+        link = conn.link
+        if not link.is_open:
+            return
+        if not ok:
+            log.warning("bind refused for account=%s: bad password", acct.system_id)
+            link.respond(req, S.ESME_RINVPASWD)
+            return
+        if len(self.bound.get(acct.system_id, ())) >= acct.max_binds:
+            link.respond(req, S.ESME_RBINDFAIL)
+            return
+        conn.account = acct
+        conn.bind_kind = kind
+        if acct.system_id not in self.buckets and acct.throughput_per_s > 0:
+            self.buckets[acct.system_id] = TokenBucket(acct.throughput_per_s)
+        link.respond(req, 0)
+
+    # ================================================================ submit
+
+    def _refuse(self, conn: Conn, req: Any, status: int) -> None:
+        self.relay.metrics.submit(conn.account.system_id if conn.account else "", status)
+        conn.link.respond(req, status)
+
+    def _admit(self, conn: Conn, req: Any) -> int:
+        """Flow control before any work: 0, or the status to answer with."""
+        acct = conn.account
+        if acct is None:
+            return S.ESME_RINVBNDSTS
+        if not self.accepting or not self.relay.accepting:
+            return S.ESME_RSYSERR
+        if not self.relay.wal.healthy:
+            return S.ESME_RSYSERR
+        if conn.unanswered >= self.cfg.window:
+            return S.ESME_RTHROTTLED
+        bucket = self.buckets.get(acct.system_id)
+        if bucket is not None and not bucket.take(time.monotonic()):
+            return S.ESME_RTHROTTLED
+        return 0
+
+    def _validate(
+        self,
+        acct: AccountConfig,
+        source: str,
+        destination: str,
+        esm_class: int,
+        registered_delivery: int,
+        data_coding: int,
+        body: bytes,
+    ) -> int:
+        """Address, flags, charset and the Korean length rules; 0 or a status."""
+        if source not in acct.senders:
+            return S.ESME_RINVSRCADR  # korea-messaging.md §3: unregistered sender
+        if not _MOBILE.fullmatch(destination):
+            return S.ESME_RINVDSTADR
+        if esm_class & 0x03 == 0x02 or esm_class & 0x3C:
+            return S.ESME_RINVESMCLASS  # forward mode / receipt types not for submits
+        if registered_delivery & ~0x1F:
+            return S.ESME_RINVREGDLVFLG
+        if is_binary(data_coding):
+            return 0 if len(body) <= 2000 else S.ESME_RINVMSGLEN
+        data = body
+        if esm_class & EsmClass.UDHI:
+            try:
+                _, data = parse_udh(body)
+            except Exception:
+                return S.ESME_RINVESMCLASS
+        try:
+            text = decode_text(data, data_coding)
+            classify_message(text)
+        except TextError:
+            return S.ESME_RINVDCS
+        except KoreanRuleError as exc:
+            return S.ESME_RINVDCS if exc.code == RejectCode.R_CHARSET else S.ESME_RINVMSGLEN
+        return 0
+
+    def _new_msg(
+        self, acct: AccountConfig, req: Any, src_ton: int, src_npi: int, src: str, d: tuple[int, int, str], body: bytes
+    ) -> Msg:
+        now = time.time()
+        expires = parse_validity(
+            getattr(req, "validity_period", ""), now, self.relay.config.retry.validity_default_s
+        )
+        return Msg(
+            self.relay.new_message_id(),
+            acct.system_id,
+            src_ton,
+            src_npi,
+            src,
+            d[0],
+            d[1],
+            d[2],
+            req.esm_class,
+            getattr(req, "protocol_id", 0),
+            getattr(req, "priority_flag", 0),
+            req.data_coding,
+            req.registered_delivery,
+            body,
+            now,
+            expires,
+        )
+
+    def _accept(self, conn: Conn, req: Any, msg: Msg) -> None:
+        from relayd.wal import WalError, WalFullError
+
+        try:
+            fut = self.relay.accept(msg)
+        except WalFullError:
+            self._refuse(conn, req, S.ESME_RMSGQFUL)
+            return
+        except WalError:
+            self._refuse(conn, req, S.ESME_RSYSERR)
+            return
+        conn.unanswered += 1
+        link = conn.link
+        metrics = self.relay.metrics
+        t0 = time.monotonic()
+        account = msg.account
+
+        def answered(f: asyncio.Future[None]) -> None:
+            conn.unanswered -= 1
+            ok = not f.cancelled() and f.exception() is None
+            status = 0 if ok else S.ESME_RSYSERR
+            metrics.submit(account, status, time.monotonic() - t0)
+            if link.is_open:
+                try:
+                    if ok:
+                        link.respond(req, 0, message_id=msg.id)
+                    else:
+                        link.respond(req, status)
+                except LocalProtocolError:
+                    pass  # the session closed or unbound meanwhile
+
+        fut.add_done_callback(answered)
+
+    def _on_submit(self, conn: Conn, req: SubmitSm) -> None:
+        status = self._admit(conn, req)
+        if status:
+            self._refuse(conn, req, status)
+            return
+        acct = conn.account
+        assert acct is not None
+        body = req.short_message
+        payload = req.tlv(Tag.message_payload)
+        if payload is not None:
+            if body:
+                self._refuse(conn, req, S.ESME_RINVMSGLEN)  # §3.2.3: never both
+                return
+            body = bytes(payload)  # type: ignore[arg-type]
+        if req.schedule_delivery_time:
+            self._refuse(conn, req, S.ESME_RINVSCHED)  # scheduled delivery not offered
+            return
+        status = self._validate(
+            acct, req.source_addr, req.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, body
+        )
+        if status:
+            self._refuse(conn, req, status)
+            return
+        try:
+            msg = self._new_msg(
+                acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
+                (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr), body,
+            )
+        except ValueError:
+            self._refuse(conn, req, S.ESME_RINVEXPIRY)
+            return
+        self._accept(conn, req, msg)
+
+    def _on_data_sm(self, conn: Conn, req: DataSm) -> None:
+        status = self._admit(conn, req)
+        if status:
+            self._refuse(conn, req, status)
+            return
+        acct = conn.account
+        assert acct is not None
+        body = bytes(req.tlv(Tag.message_payload, b"") or b"")  # type: ignore[arg-type]
+        status = self._validate(
+            acct, req.source_addr, req.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, body
+        )
+        if status:
+            self._refuse(conn, req, status)
+            return
+        msg = self._new_msg(
+            acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
+            (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr), body,
+        )
+        self._accept(conn, req, msg)
+
+    def _on_submit_multi(self, conn: Conn, req: SubmitMulti) -> None:
+        """Each SME destination becomes its own message (its own receipt, with its own
+        id); the response carries the first accepted id and the refused destinations."""
+        status = self._admit(conn, req)
+        if status:
+            self._refuse(conn, req, status)
+            return
+        acct = conn.account
+        assert acct is not None
+        if not req.dest_addresses:
+            self._refuse(conn, req, S.ESME_RINVNUMDESTS)
+            return
+        msgs: list[Msg] = []
+        failed: list[UnsuccessSme] = []
+        for d in req.dest_addresses:
+            if not isinstance(d, SmeAddress):
+                failed.append(UnsuccessSme(0, 0, getattr(d, "dl_name", ""), S.ESME_RCNTSUBDL))
+                continue
+            st = self._validate(
+                acct, req.source_addr, d.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, req.short_message
+            )
+            if st:
+                failed.append(UnsuccessSme(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, st))
+                continue
+            msgs.append(
+                self._new_msg(
+                    acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
+                    (d.dest_addr_ton, d.dest_addr_npi, d.destination_addr), req.short_message,
+                )
+            )
+        if not msgs:
+            conn.link.respond(req, S.ESME_RSUBMITFAIL)
+            return
+        from relayd.wal import WalError
+
+        try:
+            futs = [self.relay.accept(m) for m in msgs]
+        except WalError:
+            self._refuse(conn, req, S.ESME_RSYSERR)
+            return
+        conn.unanswered += 1
+        link = conn.link
+
+        def answered(_: object) -> None:
+            conn.unanswered -= 1
+            if link.is_open:
+                try:
+                    link.respond(req, 0, message_id=msgs[0].id, unsuccess_smes=tuple(failed))
+                except LocalProtocolError:
+                    pass
+
+        asyncio.gather(*futs).add_done_callback(answered)
+
+    # ================================================================ query / cancel
+
+    def _on_query(self, conn: Conn, req: QuerySm) -> None:
+        acct = conn.account
+        if acct is None:
+            conn.link.respond(req, S.ESME_RINVBNDSTS)
+            return
+        msg = self.relay.lookup(acct.system_id, req.message_id)
+        if msg is not None:
+            if msg.final is not None:
+                final_date = datetime.fromtimestamp(msg.final.done_at, UTC).strftime("%y%m%d%H%M%S") + "000+"
+                conn.link.respond(
+                    req, 0, message_id=msg.id, final_date=final_date, message_state=msg.final.state, error_code=0
+                )
+            else:
+                state = MessageState.ENROUTE if msg.state in (QUEUED, SUBMITTED) else MessageState.ENROUTE
+                conn.link.respond(req, 0, message_id=msg.id, message_state=state)
+            return
+        # Not in memory: the store knows finished messages.
+        link = conn.link
+
+        async def from_store() -> None:
+            row = await self.relay.store.get_message(req.message_id, account=acct.system_id)
+            if not link.is_open:
+                return
+            if row is None:
+                link.respond(req, S.ESME_RQUERYFAIL)
+                return
+            state_name = row.get("state") or "UNKNOWN"
+            state = getattr(MessageState, state_name, MessageState.UNKNOWN)
+            link.respond(req, 0, message_id=req.message_id, message_state=int(state))
+
+        task = asyncio.get_running_loop().create_task(from_store())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+
+    def _on_cancel(self, conn: Conn, req: CancelSm) -> None:
+        acct = conn.account
+        if acct is None:
+            conn.link.respond(req, S.ESME_RINVBNDSTS)
+            return
+        ok = bool(req.message_id) and self.relay.cancel(acct.system_id, req.message_id)
+        conn.link.respond(req, 0 if ok else S.ESME_RCANCELFAIL)
+
+    # ================================================================ receipts upstream
+
+    def _receivers(self, account: str) -> Iterator[Conn]:
+        conns = [c for c in self.bound.get(account, ()) if c.bind_kind != "transmitter" and c.link.is_open]
+        if not conns:
+            return
+        start = self._rr.get(account, 0) % len(conns)
+        self._rr[account] = start + 1
+        yield from conns[start:] + conns[:start]
+
+    def pump_reports(self, account: str) -> None:
+        """Send held receipts of ``account`` on its RX/TRX binds, within each window."""
+        relay = self.relay
+        if not relay.pending_reports(account):
+            return
+        for conn in self._receivers(account):
+            session = conn.link.session
+            while session.bound and session.window_free() > 0:
+                msg = relay.next_report(account)
+                if msg is None:
+                    return
+                if msg.state != FINAL:
+                    continue
+                pdu: DeliverSm = relay.build_upstream_receipt(msg)
+                try:
+                    seq = conn.link.send_request(pdu)
+                except LocalProtocolError:
+                    relay.report_failed(msg)
+                    break
+                conn.receipts[seq] = msg
+                relay.metrics.receipt_out(account)
+
+    # ================================================================ shutdown
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop accepting, unbind every session, wait for their answers (bounded)."""
+        self.accepting = False
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.conns):
+            if conn.link.session.bound:
+                try:
+                    conn.link.unbind()
+                except LocalProtocolError:
+                    conn.link.close()
+            else:
+                conn.link.close()
+        waits = [c.link.closed.wait() for c in list(self.conns)]
+        if waits:
+            try:
+                async with asyncio.timeout(grace_s):
+                    await asyncio.gather(*waits)
+            except TimeoutError:
+                pass
+        for conn in list(self.conns):
+            conn.link.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+__all__ = ["DestFlag", "UpstreamServer", "mask", "parse_validity"]
