@@ -219,7 +219,9 @@ class CarrierBind:
                 self.kind
             ]
             link.send_request(
-                bind_cls(system_id=cfg.system_id, password=cfg.password, system_type=cfg.system_type)
+                bind_cls(
+                    system_id=cfg.system_id, password=cfg.password, system_type=cfg.system_type
+                )
             )
             await link.closed.wait()
             self.link = None
@@ -232,7 +234,7 @@ class CarrierBind:
     def _backoff(self, failures: int) -> float:
         cfg = self.carrier.cfg
         base = min(cfg.reconnect_max_s, cfg.reconnect_min_s * (2 ** min(failures - 1, 16)))
-        return float(base * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
+        return float(base * random.uniform(0.5, 1.5))
 
 
 class Carrier:
@@ -245,7 +247,7 @@ class Carrier:
         self.stopping = False
         self.drained = False
         self.attempt_failures = 0
-        self._ref = random.randrange(0, 65536)  # noqa: S311 - concat reference
+        self._ref = random.randrange(0, 65536)
         kinds = ["trx"] if cfg.bind_type == "transceiver" else ["tx", "rx"]
         self.binds = [CarrierBind(self, i, k) for i in range(cfg.binds) for k in kinds]
         self._concat = ConcatMethod(cfg.concat_method)
@@ -283,9 +285,8 @@ class Carrier:
             "registered_delivery": 0x01,
             "data_coding": msg.data_coding,
         }
-        if len(body) <= SINGLE_SMS_OCTETS or msg.esm_class & EsmClass.UDHI:
-            if len(body) <= 254:
-                return [SubmitSm(esm_class=msg.esm_class, short_message=body, **base)]  # type: ignore[arg-type]
+        if (len(body) <= SINGLE_SMS_OCTETS or msg.esm_class & EsmClass.UDHI) and len(body) <= 254:
+            return [SubmitSm(esm_class=msg.esm_class, short_message=body, **base)]  # type: ignore[arg-type]
         self._ref = (self._ref + 1) & 0xFFFF
         ref = self._ref & 0xFF if self._concat == ConcatMethod.UDH8 else self._ref
         if is_binary(msg.data_coding):
@@ -328,7 +329,9 @@ class Carrier:
         waits = [b.link.closed.wait() for b in self.binds if b.link is not None]
         if waits:
             try:
-                async with asyncio.timeout(max(0.1, deadline - asyncio.get_running_loop().time()) + 1):
+                async with asyncio.timeout(
+                    max(0.1, deadline - asyncio.get_running_loop().time()) + 1
+                ):
                     await asyncio.gather(*waits)
             except TimeoutError:
                 pass
@@ -337,7 +340,9 @@ class Carrier:
                 b.link.abort()
             if b.task is not None:
                 b.task.cancel()
-        await asyncio.gather(*(b.task for b in self.binds if b.task is not None), return_exceptions=True)
+        await asyncio.gather(
+            *(b.task for b in self.binds if b.task is not None), return_exceptions=True
+        )
 
 
 class CarrierPool:

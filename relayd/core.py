@@ -33,10 +33,12 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from protocol.constants import TAG_KR_RESULT_CODE, CommandStatus, MessageState
+from protocol.constants import TAG_KR_RESULT_CODE, CommandStatus, EsmClass, MessageState, Tag
 from protocol.msgid import MessageIdError, policy_from_name
-from protocol.receipt import Receipt, build_receipt_pdu
+from protocol.pdu import DeliverSm
+from protocol.receipt import Receipt
 from protocol.resultcodes import RESULT_CODES
+from protocol.tlv import Tlv
 from relayd.model import (
     FINAL,
     FINAL_STATE_NAMES,
@@ -110,9 +112,11 @@ class Relay:
         self._id_prefix_ts = ""
         self.id_policies = {c.name: policy_from_name(c.id_policy) for c in config.carriers}
         self.temporary_statuses = {
-            c.name: BASE_TEMPORARY_STATUSES | frozenset(c.temporary_statuses) for c in config.carriers
+            c.name: BASE_TEMPORARY_STATUSES | frozenset(c.temporary_statuses)
+            for c in config.carriers
         }
         self.unknown_receipts = 0
+        self._date_cache: dict[int, str] = {}
         self.accepting = True
 
     # ================================================================ ids
@@ -253,7 +257,9 @@ class Relay:
 
     # ================================================================ carrier outcomes
 
-    def on_part_acked(self, msg: Msg, part: int, nparts: int, carrier: str, carrier_id: str) -> None:
+    def on_part_acked(
+        self, msg: Msg, part: int, nparts: int, carrier: str, carrier_id: str
+    ) -> None:
         """A carrier accepted one part and returned its id."""
         if msg.id not in self.messages:
             return
@@ -281,7 +287,9 @@ class Relay:
         if msg.id not in self.messages or msg.state == FINAL:
             return
         temporary = status in self.temporary_statuses.get(carrier, BASE_TEMPORARY_STATUSES)
-        self.store.record_events([("attempt_failed", msg.id, 0, carrier, "", status, temporary, _now())])
+        self.store.record_events(
+            [("attempt_failed", msg.id, 0, carrier, "", status, temporary, _now())]
+        )
         if temporary:
             self.requeue(msg, delay_s=self.backoff_s(msg))
             return
@@ -343,12 +351,19 @@ class Relay:
             ack(0)  # more parts to come; the part's final is recomputed on replay
             return
         # The message's final: delivered only if every part was; else the first failure.
-        final = next((f for f in msg.part_finals if f is not None and f.state != MessageState.DELIVERED), part_final)
+        final = next(
+            (f for f in msg.part_finals if f is not None and f.state != MessageState.DELIVERED),
+            part_final,
+        )
         fut = self._finalise(msg, final)
         if fut is None:
             ack(0)
         else:
-            fut.add_done_callback(lambda f: ack(0 if (not f.cancelled() and f.exception() is None) else S.ESME_RX_T_APPN))
+            fut.add_done_callback(
+                lambda f: ack(
+                    0 if (not f.cancelled() and f.exception() is None) else S.ESME_RX_T_APPN
+                )
+            )
 
     def _expire_parked(self, key: tuple[str, str]) -> None:
         entry = self.parked.pop(key, None)
@@ -378,7 +393,16 @@ class Relay:
             log.exception("WAL refused a final record for %s", msg.id)
             fut = None
         self.store.record_events(
-            [("final", msg.id, FINAL_STATE_NAMES.get(final.state, "UNKNOWN"), final.code, final.stat, final.done_at)]
+            [
+                (
+                    "final",
+                    msg.id,
+                    FINAL_STATE_NAMES.get(final.state, "UNKNOWN"),
+                    final.code,
+                    final.stat,
+                    final.done_at,
+                )
+            ]
         )
         self.metrics.final(final.stat, final.code)
         if fut is not None:
@@ -401,33 +425,54 @@ class Relay:
         if self.upstream is not None:
             self.upstream.pump_reports(msg.account)
 
-    def build_upstream_receipt(self, msg: Msg) -> Any:
-        """The deliver_sm receipt for ``msg`` (Appendix B text + TLVs, our id)."""
+    def build_upstream_receipt(self, msg: Msg) -> DeliverSm:
+        """The deliver_sm receipt for ``msg``: Appendix B text with our id and the
+        carrier's Korean code in ``err:``, plus receipted_message_id, message_state
+        and the vendor result-code TLV.
+
+        Hot path (one per message): the text is formatted directly rather than
+        through ``protocol.receipt.build_receipt_text`` (a test proves them equal),
+        and the minute-resolution dates are cached.
+        """
         f = msg.final
         assert f is not None
-        sub = datetime.fromtimestamp(msg.accepted_at, KST).strftime("%y%m%d%H%M")
-        done = datetime.fromtimestamp(f.done_at, KST).strftime("%y%m%d%H%M")
-        r = Receipt(
-            message_id=msg.id,
-            submitted=1,
-            delivered=1 if f.state == MessageState.DELIVERED else 0,
-            submit_date=sub,
-            done_date=done,
-            stat=f.stat,
-            err=f.err,
-            text="",
-            message_state=f.state,
-            result_code=f.code,
+        err = f.err
+        if not err or err.isdigit():
+            err = err.zfill(3)
+        delivered = 1 if f.state == MessageState.DELIVERED else 0
+        text = (
+            f"id:{msg.id} sub:001 dlvrd:{delivered:03d}"
+            f" submit date:{self._yymmddhhmm(msg.accepted_at)}"
+            f" done date:{self._yymmddhhmm(f.done_at)} stat:{f.stat} err:{err} text:"
         )
-        return build_receipt_pdu(
-            r,
-            source_addr=msg.dst,
-            destination_addr=msg.src,
+        tlvs: tuple[Tlv, ...] = (
+            Tlv(Tag.receipted_message_id, msg.id),
+            Tlv(Tag.message_state, int(f.state)),
+        )
+        if f.code is not None:
+            tlvs += (Tlv(TAG_KR_RESULT_CODE, (f.code & 0xFFFF).to_bytes(2, "big")),)
+        return DeliverSm(
             source_addr_ton=msg.dst_ton,
             source_addr_npi=msg.dst_npi,
+            source_addr=msg.dst,
             dest_addr_ton=msg.src_ton,
             dest_addr_npi=msg.src_npi,
+            destination_addr=msg.src,
+            esm_class=EsmClass.SMSC_DELIVERY_RECEIPT,
+            short_message=text.encode("latin-1"),
+            tlvs=tlvs,
         )
+
+    def _yymmddhhmm(self, ts: float) -> str:
+        minute = int(ts // 60)
+        cached = self._date_cache.get(minute)
+        if cached is None:
+            if len(self._date_cache) > 4096:
+                self._date_cache.clear()
+            cached = self._date_cache[minute] = datetime.fromtimestamp(minute * 60, KST).strftime(
+                "%y%m%d%H%M"
+            )
+        return cached
 
     def next_report(self, account: str) -> Msg | None:
         q = self.reports.get(account)
@@ -517,8 +562,10 @@ class Relay:
             elif msg.carrier_ids and all(c is not None for c in msg.carrier_ids):
                 msg.state = SUBMITTED
                 for i, cid in enumerate(msg.carrier_ids):
-                    if cid is not None and msg.carrier is not None and (
-                        i >= len(msg.part_finals) or msg.part_finals[i] is None
+                    if (
+                        cid is not None
+                        and msg.carrier is not None
+                        and (i >= len(msg.part_finals) or msg.part_finals[i] is None)
                     ):
                         self.by_carrier_id[(msg.carrier, cid)] = (msg, i)
                 awaiting += 1

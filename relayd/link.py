@@ -168,15 +168,20 @@ class Link(asyncio.Protocol):
             self._dispatching = False
 
     def _kick(self) -> None:
-        if self._flush_handle is None and self.transport is not None:
-            self._flush_handle = self._loop.call_soon(self._flush)
-        self._arm_timer()
+        # Hot path: only schedule the end-of-turn flush; the timer is re-armed
+        # there, once per loop turn rather than once per PDU sent.
+        if self._flush_handle is None:
+            if self.transport is not None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+            else:
+                self._arm_timer()
 
     def _flush(self) -> None:
         self._flush_handle = None
         data = self.session.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+        self._arm_timer()
 
     def _arm_timer(self) -> None:
         timer_at = self.session.get_timer()

@@ -141,7 +141,12 @@ class Daemon:
         blobs = self.relay.snapshot_blobs()
         await self.store.save_checkpoint(seq, blobs)
         deleted = await self.wal.delete_segments_before(seq)
-        log.info("checkpoint at segment %d: %d live messages, %d segments deleted", seq, len(blobs), deleted)
+        log.info(
+            "checkpoint at segment %d: %d live messages, %d segments deleted",
+            seq,
+            len(blobs),
+            deleted,
+        )
         return True
 
     async def _gauges_loop(self) -> None:
@@ -188,7 +193,7 @@ async def _serve(config: Any, config_path: str, ready_file: str | None) -> int:
     await daemon.start()
     if ready_file:
         tmp = f"{ready_file}.tmp"
-        Path(tmp).write_text(json.dumps(daemon.ready))
+        Path(tmp).write_text(json.dumps(daemon.ready))  # noqa: ASYNC240 - once, at start-up
         os.replace(tmp, ready_file)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop_event.set)

@@ -28,7 +28,10 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.submits = Counter(
-            "relayd_submits_total", "Upstream submits by account and answer status", ["account", "status"], registry=r
+            "relayd_submits_total",
+            "Upstream submits by account and answer status",
+            ["account", "status"],
+            registry=r,
         )
         self.submit_latency = Histogram(
             "relayd_submit_latency_seconds",
@@ -36,44 +39,83 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue = Gauge("relayd_queue_depth", "Messages waiting for a carrier, by route", ["route"], registry=r)
+        self.queue = Gauge(
+            "relayd_queue_depth", "Messages waiting for a carrier, by route", ["route"], registry=r
+        )
         self.window = Gauge(
-            "relayd_carrier_window_in_use", "Outstanding submits per carrier bind", ["carrier", "bind"], registry=r
+            "relayd_carrier_window_in_use",
+            "Outstanding submits per carrier bind",
+            ["carrier", "bind"],
+            registry=r,
         )
         self.carrier_submits = Counter(
-            "relayd_carrier_submits_total", "submit_sm PDUs sent to carriers", ["carrier"], registry=r
+            "relayd_carrier_submits_total",
+            "submit_sm PDUs sent to carriers",
+            ["carrier"],
+            registry=r,
         )
         self.carrier_responses = Counter(
-            "relayd_carrier_responses_total", "submit_sm_resp from carriers by status", ["carrier", "status"], registry=r
+            "relayd_carrier_responses_total",
+            "submit_sm_resp from carriers by status",
+            ["carrier", "status"],
+            registry=r,
         )
         self.receipts_in = Counter(
-            "relayd_receipts_total", "Carrier receipts by stat and Korean code", ["carrier", "stat", "code"], registry=r
+            "relayd_receipts_total",
+            "Carrier receipts by stat and Korean code",
+            ["carrier", "stat", "code"],
+            registry=r,
         )
         self.receipts_unknown = Counter(
-            "relayd_receipts_unknown_total", "Carrier receipts matching no message", ["carrier"], registry=r
+            "relayd_receipts_unknown_total",
+            "Carrier receipts matching no message",
+            ["carrier"],
+            registry=r,
         )
         self.finals = Counter(
-            "relayd_finals_total", "Messages that reached a final state", ["stat", "code"], registry=r
+            "relayd_finals_total",
+            "Messages that reached a final state",
+            ["stat", "code"],
+            registry=r,
         )
         self.receipts_out = Counter(
-            "relayd_upstream_receipts_sent_total", "deliver_sm receipts sent upstream", ["account"], registry=r
+            "relayd_upstream_receipts_sent_total",
+            "deliver_sm receipts sent upstream",
+            ["account"],
+            registry=r,
         )
         self.receipt_backlog = Gauge(
-            "relayd_upstream_receipt_backlog", "Receipts held for an account", ["account"], registry=r
+            "relayd_upstream_receipt_backlog",
+            "Receipts held for an account",
+            ["account"],
+            registry=r,
         )
         self.wal_batch = Histogram(
-            "relayd_wal_batch_records", "Records per WAL group commit", buckets=_BATCH_BUCKETS, registry=r
+            "relayd_wal_batch_records",
+            "Records per WAL group commit",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.wal_fsync = Histogram(
-            "relayd_wal_fsync_seconds", "WAL write+fdatasync latency per batch", buckets=_LATENCY_BUCKETS, registry=r
+            "relayd_wal_fsync_seconds",
+            "WAL write+fdatasync latency per batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.wal_healthy = Gauge("relayd_wal_healthy", "1 while the WAL accepts writes", registry=r)
-        self.recovery = Gauge("relayd_recovery_seconds", "Duration of the last start-up recovery", registry=r)
+        self.recovery = Gauge(
+            "relayd_recovery_seconds", "Duration of the last start-up recovery", registry=r
+        )
         self.binds = Gauge("relayd_binds", "Bound sessions", ["side", "name"], registry=r)
         self.rejected = Counter(
-            "relayd_upstream_pdus_rejected_total", "Malformed or illegal upstream PDUs", ["status"], registry=r
+            "relayd_upstream_pdus_rejected_total",
+            "Malformed or illegal upstream PDUs",
+            ["status"],
+            registry=r,
         )
-        self.messages = Gauge("relayd_messages_in_flight", "Acknowledged messages not yet reported", registry=r)
+        self.messages = Gauge(
+            "relayd_messages_in_flight", "Acknowledged messages not yet reported", registry=r
+        )
         self._children: dict[Any, Any] = {}
         self.wal_healthy.set(1)
 

@@ -3,7 +3,7 @@
 One :class:`Msg` per acknowledged message, owned by :class:`relayd.core.Relay`.
 Its life (architecture.md §1)::
 
-    QUEUED ──dispatch──> INFLIGHT ──all parts acked──> SUBMITTED ──receipts──> FINAL ──reported──> gone
+    QUEUED ──dispatch──> INFLIGHT ──parts acked──> SUBMITTED ──receipts──> FINAL ──reported──> gone
        ^                    │ temporary error / timeout / disconnect
        └────────────────────┘ (backoff; until the validity period ends → EXPIRED)
 
@@ -65,8 +65,8 @@ class Msg:
     """One acknowledged message. Mutable; owned by the Relay only."""
 
     __slots__ = (
-        "account",
         "accepted_at",
+        "account",
         "attempts",
         "body",
         "carrier",

@@ -50,7 +50,7 @@ from protocol.segment import parse_udh
 from protocol.session import Role
 from protocol.text import decode_text, is_binary
 from relayd.link import Link
-from relayd.model import FINAL, QUEUED, SUBMITTED, Msg
+from relayd.model import FINAL, Msg
 
 if TYPE_CHECKING:
     from relayd.config import AccountConfig
@@ -61,7 +61,11 @@ S = CommandStatus
 
 # Korean mobile numbers (korea-messaging.md §3, recipients): 010/011/016/017/018/019.
 _MOBILE = re.compile(r"01[016789][0-9]{7,8}")
-_BIND_KIND = {BindTransmitter: "transmitter", BindReceiver: "receiver", BindTransceiver: "transceiver"}
+_BIND_KIND = {
+    BindTransmitter: "transmitter",
+    BindReceiver: "receiver",
+    BindTransceiver: "transceiver",
+}
 
 
 def mask(number: str) -> str:
@@ -208,7 +212,11 @@ class UpstreamServer:
             assert acct is not None
             self.bound.setdefault(acct.system_id, []).append(conn)
             log.info(
-                "bind %s account=%s type=%s from %s", link.name, acct.system_id, conn.bind_kind, link.peer
+                "bind %s account=%s type=%s from %s",
+                link.name,
+                acct.system_id,
+                conn.bind_kind,
+                link.peer,
             )
             self.relay.metrics.upstream_binds(acct.system_id, len(self.bound[acct.system_id]))
             if conn.bind_kind != "transmitter":
@@ -220,7 +228,9 @@ class UpstreamServer:
                 binds = self.bound.get(acct.system_id, [])
                 if conn in binds:
                     binds.remove(conn)
-                    log.info("unbind %s account=%s reason=%s", link.name, acct.system_id, event[0].value)
+                    log.info(
+                        "unbind %s account=%s reason=%s", link.name, acct.system_id, event[0].value
+                    )
                 self.relay.metrics.upstream_binds(acct.system_id, len(binds))
                 for msg in conn.receipts.values():
                     self.relay.report_failed(msg)
@@ -342,7 +352,14 @@ class UpstreamServer:
         return 0
 
     def _new_msg(
-        self, acct: AccountConfig, req: Any, src_ton: int, src_npi: int, src: str, d: tuple[int, int, str], body: bytes
+        self,
+        acct: AccountConfig,
+        req: Any,
+        src_ton: int,
+        src_npi: int,
+        src: str,
+        d: tuple[int, int, str],
+        body: bytes,
     ) -> Msg:
         now = time.time()
         expires = parse_validity(
@@ -418,15 +435,26 @@ class UpstreamServer:
             self._refuse(conn, req, S.ESME_RINVSCHED)  # scheduled delivery not offered
             return
         status = self._validate(
-            acct, req.source_addr, req.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, body
+            acct,
+            req.source_addr,
+            req.destination_addr,
+            req.esm_class,
+            req.registered_delivery,
+            req.data_coding,
+            body,
         )
         if status:
             self._refuse(conn, req, status)
             return
         try:
             msg = self._new_msg(
-                acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
-                (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr), body,
+                acct,
+                req,
+                req.source_addr_ton,
+                req.source_addr_npi,
+                req.source_addr,
+                (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr),
+                body,
             )
         except ValueError:
             self._refuse(conn, req, S.ESME_RINVEXPIRY)
@@ -442,14 +470,25 @@ class UpstreamServer:
         assert acct is not None
         body = bytes(req.tlv(Tag.message_payload, b"") or b"")  # type: ignore[arg-type]
         status = self._validate(
-            acct, req.source_addr, req.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, body
+            acct,
+            req.source_addr,
+            req.destination_addr,
+            req.esm_class,
+            req.registered_delivery,
+            req.data_coding,
+            body,
         )
         if status:
             self._refuse(conn, req, status)
             return
         msg = self._new_msg(
-            acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
-            (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr), body,
+            acct,
+            req,
+            req.source_addr_ton,
+            req.source_addr_npi,
+            req.source_addr,
+            (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr),
+            body,
         )
         self._accept(conn, req, msg)
 
@@ -472,15 +511,28 @@ class UpstreamServer:
                 failed.append(UnsuccessSme(0, 0, getattr(d, "dl_name", ""), S.ESME_RCNTSUBDL))
                 continue
             st = self._validate(
-                acct, req.source_addr, d.destination_addr, req.esm_class, req.registered_delivery, req.data_coding, req.short_message
+                acct,
+                req.source_addr,
+                d.destination_addr,
+                req.esm_class,
+                req.registered_delivery,
+                req.data_coding,
+                req.short_message,
             )
             if st:
-                failed.append(UnsuccessSme(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, st))
+                failed.append(
+                    UnsuccessSme(d.dest_addr_ton, d.dest_addr_npi, d.destination_addr, st)
+                )
                 continue
             msgs.append(
                 self._new_msg(
-                    acct, req, req.source_addr_ton, req.source_addr_npi, req.source_addr,
-                    (d.dest_addr_ton, d.dest_addr_npi, d.destination_addr), req.short_message,
+                    acct,
+                    req,
+                    req.source_addr_ton,
+                    req.source_addr_npi,
+                    req.source_addr,
+                    (d.dest_addr_ton, d.dest_addr_npi, d.destination_addr),
+                    req.short_message,
                 )
             )
         if not msgs:
@@ -516,13 +568,20 @@ class UpstreamServer:
         msg = self.relay.lookup(acct.system_id, req.message_id)
         if msg is not None:
             if msg.final is not None:
-                final_date = datetime.fromtimestamp(msg.final.done_at, UTC).strftime("%y%m%d%H%M%S") + "000+"
+                final_date = (
+                    datetime.fromtimestamp(msg.final.done_at, UTC).strftime("%y%m%d%H%M%S") + "000+"
+                )
                 conn.link.respond(
-                    req, 0, message_id=msg.id, final_date=final_date, message_state=msg.final.state, error_code=0
+                    req,
+                    0,
+                    message_id=msg.id,
+                    final_date=final_date,
+                    message_state=msg.final.state,
+                    error_code=0,
                 )
             else:
-                state = MessageState.ENROUTE if msg.state in (QUEUED, SUBMITTED) else MessageState.ENROUTE
-                conn.link.respond(req, 0, message_id=msg.id, message_state=state)
+                # Not final yet, whether queued here or already at a carrier.
+                conn.link.respond(req, 0, message_id=msg.id, message_state=MessageState.ENROUTE)
             return
         # Not in memory: the store knows finished messages.
         link = conn.link
@@ -542,8 +601,6 @@ class UpstreamServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-
-
     def _on_cancel(self, conn: Conn, req: CancelSm) -> None:
         acct = conn.account
         if acct is None:
@@ -555,7 +612,11 @@ class UpstreamServer:
     # ================================================================ receipts upstream
 
     def _receivers(self, account: str) -> Iterator[Conn]:
-        conns = [c for c in self.bound.get(account, ()) if c.bind_kind != "transmitter" and c.link.is_open]
+        conns = [
+            c
+            for c in self.bound.get(account, ())
+            if c.bind_kind != "transmitter" and c.link.is_open
+        ]
         if not conns:
             return
         start = self._rr.get(account, 0) % len(conns)
