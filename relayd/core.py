@@ -288,7 +288,7 @@ class Relay:
             return
         temporary = status in self.temporary_statuses.get(carrier, BASE_TEMPORARY_STATUSES)
         self.store.record_events(
-            [("attempt_failed", msg.id, 0, carrier, "", status, temporary, _now())]
+            [("attempt_failed", msg.id, 0, carrier, status, temporary, _now())]
         )
         if temporary:
             self.requeue(msg, delay_s=self.backoff_s(msg))

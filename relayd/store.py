@@ -100,10 +100,13 @@ _T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = 1
 
-# A history event: ("accepted", msg_id, account, source, destination, parts,
-# registered_delivery, accepted_at), ("submitted", msg_id, part, carrier,
-# carrier_msg_id, at), ("attempt_failed", msg_id, part, carrier, status,
-# temporary, at), ("final", msg_id, state, code, stat, at), ("reported", msg_id, at).
+#: A history event, one of (timestamps are epoch seconds)::
+#:
+#:     ("accepted", msg_id, account, source, destination, parts, registered_delivery, at)
+#:     ("submitted", msg_id, part, carrier, carrier_msg_id, at)
+#:     ("attempt_failed", msg_id, part, carrier, status, temporary, at)
+#:     ("final", msg_id, state, code, stat, at)      # state in FINAL_STATES, code int|None
+#:     ("reported", msg_id, at)
 HistoryEvent = tuple[Any, ...]
 
 #: Tuple length of each event kind, checked by ``record_events`` so that a
@@ -134,17 +137,18 @@ SMPP_MESSAGE_STATE: Final[dict[str, MessageState]] = {
 _REQUESTS_MAX: Final = 1024
 
 # Rows per multi-row statement. sqlite3 releases the GIL around every
-# sqlite3_step — once per row in a plain executemany — and each time the busy
-# event-loop thread may take the GIL and keep it for up to the switch interval
-# (5 ms): measured, a 10k-row checkpoint took 1.4–3.4 s instead of 30 ms while
-# the loop was saturated. A statement carrying 128 rows is one step: 128x fewer
-# hand-offs. 128 rows x at most 8 parameters stays under SQLite's oldest limit of
-# 999 bound variables.
-_ROWS_PER_STATEMENT: Final = 2048
+# sqlite3_step — once per row in a plain executemany — and whenever the event-loop
+# thread is busy, getting the GIL back can take up to the switch interval (5 ms).
+# Measured with the loop saturated by 1 ms callbacks, a 20k-row checkpoint took
+# 0.1–5.1 s one row per statement, 77–155 ms at 128 rows per statement (one step
+# each); unloaded it is 55 vs 34 ms. 128 rows x at most 8 parameters stays under
+# SQLite's oldest limit of 999 bound variables.
+_ROWS_PER_STATEMENT: Final = 128
 
 # Default linger before writing a small history batch. 5 ms of history latency is
 # invisible to operators and, at 10k+ events/s, turns ~1,000 transactions/s
-# (each ~6 thread hops) into ~200 fuller ones. Requests and full batches skip it.
+# (each a handful of thread hops) into ~200 fuller ones. Requests and full
+# batches skip it.
 _DEFAULT_LINGER_S: Final = 0.005
 
 # Beyond this size SQLite truncates its -wal file after a checkpoint: one 100k-blob
@@ -173,9 +177,11 @@ class StoreClosed(StoreError):
 class EventRecord(TypedDict):
     """One row of a message's history, as :meth:`Store.get_message` returns it.
 
-    Fields a kind does not use are ``None``: ``part``/``carrier``/``carrier_msg_id``
-    for ``submitted``; ``part``/``carrier``/``status``/``temporary`` for
-    ``attempt_failed``; ``state``/``code``/``stat`` for ``final``.
+    Each kind fills its own fields and leaves the others ``None``: ``submitted``
+    has ``part``, ``carrier``, ``carrier_msg_id``; ``attempt_failed`` has ``part``,
+    ``carrier``, ``status`` (the carrier's command_status), ``temporary``;
+    ``final`` has ``state``, ``code`` (Korean result code), ``stat``;
+    ``accepted`` and ``reported`` only ``at`` (the message's row has the rest).
     """
 
     seq: int
@@ -552,8 +558,8 @@ class Store:
         relay: nothing — its WAL holds the message; history just has a gap).
 
         Args:
-            events: tuples as listed in :data:`EVENT_KINDS` (module docstring of
-                ``HistoryEvent``). A ``final`` state must be in :data:`FINAL_STATES`.
+            events: :data:`HistoryEvent` tuples. A ``final`` state must be in
+                :data:`FINAL_STATES`.
 
         Returns:
             ``True`` if queued, ``False`` if refused for lack of room.
@@ -817,6 +823,10 @@ class Store:
                     raise
                 # Otherwise the owner itself was cancelled (loop shutdown) and has
                 # closed the connection on its way out: close() is complete.
+            except Exception:  # the owner's bug: kept in self._failure, raised below
+                pass
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: it is re-raised below, not "never retrieved"
         if self._failure is not None and not self._failure_raised:
             self._failure_raised = True
             raise StoreError("the store task failed") from self._failure
@@ -886,17 +896,16 @@ class Store:
             return
         try:
             result = await request.run(self._db)
-        except sqlite3.Error as e:
-            error = StoreError(f"store query failed: {e}")
-            error.__cause__ = e
-            if not request.future.done():
-                request.future.set_exception(error)
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            # The request's own bug (bad arguments...): its caller gets it.
+            await _rollback(self._db)  # leave no transaction open for the next batch
+            error: BaseException = e  # not SQLite's: the request's own bug, for its caller
+            if isinstance(e, sqlite3.Error):
+                error = StoreError(f"store request failed: {e}")
+                error.__cause__ = e
             if not request.future.done():
-                request.future.set_exception(e)
+                request.future.set_exception(error)
         else:
             if not request.future.done():
                 request.future.set_result(result)
@@ -1039,6 +1048,8 @@ async def _prepare(db: aiosqlite.Connection, path: Path) -> tuple[int | None, in
         (AUTOINCREMENT's high-water mark: never reused, even after deletions).
     """
     try:
+        if sqlite3.sqlite_version_info < (3, 33):  # UPDATE ... FROM
+            raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; relayd needs 3.33+")
         rows = list(await db.execute_fetchall("PRAGMA journal_mode=WAL"))
         if not rows or str(rows[0][0]).lower() != "wal":
             raise StoreError(f"store {path}: the filesystem refused WAL journal mode")

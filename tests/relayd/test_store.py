@@ -282,6 +282,48 @@ async def test_history_without_its_accepted_event_is_still_shown(store: Store) -
         assert await store.get_message("orphan", account="acme") is None
 
 
+@pytest.mark.asyncio
+async def test_large_batches_write_every_kind_correctly(store: Store) -> None:
+    """Batches big enough for the multi-row statements (plus a remainder) store
+    every kind exactly as small ones do."""
+    async with asyncio.timeout(10):
+        n = 300  # 2 full statements of 128 rows + 44 single rows, per kind
+        events: list[tuple[Any, ...]] = []
+        for i in range(n):
+            m = f"m{i}"
+            events += [
+                accepted(m, account=f"acct{i % 3}", parts=2),
+                ("submitted", m, 1, "skt", f"S{i}", T0 + 1),
+                ("attempt_failed", m, 2, "skt", 0x14, i % 2 == 0, T0 + 2),
+                ("submitted", m, 2, "kt", f"K{i}", T0 + 3),
+                ("final", m, "DELIVERED" if i % 4 else "EXPIRED", 1000 + i, "X", T0 + 4),
+                ("reported", m, T0 + 5),
+            ]
+        assert store.record_events(events)
+        await store.flush()
+        assert store.statistics().batches == 1
+        assert await store.stats_counts() == {"DELIVERED": 225, "EXPIRED": 75}
+        for i in (0, 127, 128, 255, 256, 299):
+            got = await store.get_message(f"m{i}", account=f"acct{i % 3}")
+            assert got is not None
+            assert (got["code"], got["carrier_msg_id"], got["reported_at"]) == (
+                1000 + i,
+                f"K{i}",
+                T0 + 5,
+            )
+            kinds = [e["kind"] for e in got["events"]]
+            assert kinds == [
+                "accepted",
+                "submitted",
+                "attempt_failed",
+                "submitted",
+                "final",
+                "reported",
+            ]
+            assert got["events"][2]["temporary"] is (i % 2 == 0)
+            assert await store.find_by_carrier_id("skt", f"S{i}") == f"m{i}"
+
+
 # --------------------------------------------------------------------- batching, backpressure
 
 
@@ -449,15 +491,16 @@ from relayd.store import Store
 async def main(path: str, mode: str) -> None:
     store = await Store.open(path, linger_s=0)
 
-    async def history() -> None:  # keep SQLite busy so the kill lands mid-write
+    async def history() -> None:  # keep SQLite writing so the kill lands mid-batch
         i = 0
-        while True:
+        while True:  # ~50k events/s: busy, but not a loop that never idles (that
+            # starves the connection's thread of the GIL: see _ROWS_PER_STATEMENT)
             store.record_events(
                 [("accepted", f"h{i}", "acct", "0212345678", "01012345678", 1, 1, float(i))]
             )
             i += 1
             if i % 50 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.001)
 
     task = asyncio.create_task(history())
     if mode == "saved":
@@ -592,6 +635,43 @@ async def test_cancelled_close_reraises_and_still_closes_the_connection(
             assert counts.get("QUEUED", 0) == st.events_written
         finally:
             await s.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_request_raises_store_error_and_the_store_goes_on(store: Store) -> None:
+    """SQLite refusing one request is that caller's StoreError, nobody else's."""
+    async with asyncio.timeout(5):
+        with pytest.raises(StoreError, match="request failed"):
+            await store.get_message(["not", "bindable"])  # type: ignore[arg-type]
+        store.record_events([accepted("after")])
+        assert await store.get_message("after") is not None
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_the_owner_fails_waiters_and_close_reports_it(
+    tmp_path: Path, loop_guard: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception ends the owner task: waiters get StoreClosed, later
+    calls are refused, the connection is closed, and close() raises it once."""
+    async with asyncio.timeout(5):
+        s = await Store.open(tmp_path / "bug.db", linger_s=0)
+
+        async def boom(_batch: list[tuple[Any, ...]]) -> None:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(s, "_write_batch", boom)
+        s.record_events([accepted("m")])
+        with pytest.raises(StoreClosed):
+            await s.flush()
+        assert s.closed
+        with pytest.raises(StoreClosed):
+            s.record_events([accepted("n")])
+        with pytest.raises(StoreError, match="task failed") as info:
+            await s.close()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        await s.close()  # reported once; idempotent afterwards
+        s = await Store.open(tmp_path / "bug.db")  # the file was released
+        await s.close()
 
 
 @pytest.mark.asyncio
