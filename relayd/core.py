@@ -82,6 +82,15 @@ def _now() -> float:
     return time.time()
 
 
+def final_for_code(code: int) -> Final:
+    """A relay-made final for a Korean result code, with the stat and message_state
+    of its row in korea-messaging.md §7 (protocol.resultcodes)."""
+    row = RESULT_CODES[code]
+    assert row.stat is not None
+    assert row.message_state is not None
+    return Final(row.message_state, code, row.stat, str(code), _now())
+
+
 class Relay:
     """Owner of message state. Built by ``relayd.main``; see module docstring."""
 
@@ -107,7 +116,8 @@ class Relay:
         self.carriers: CarrierPool | None = None
         self.upstream: UpstreamServer | None = None
         self._dispatch_handle: asyncio.Handle | None = None
-        self._retry_timer: asyncio.TimerHandle | None = None
+        self._retry_timer: asyncio.Handle | None = None
+        self._retry_at = 0.0
         self._id_counter = 0
         self._id_prefix_ts = ""
         self.id_policies = {c.name: policy_from_name(c.id_policy) for c in config.carriers}
@@ -172,7 +182,7 @@ class Relay:
             ]
         )
         if not msg.route:
-            self._finalise(msg, Final(MessageState.UNDELIVERABLE, 3015, "UNDELIV", "3015", _now()))
+            self._finalise(msg, final_for_code(3015))  # 전송 경로 없음: no route
             return
         self._enqueue(msg)
 
@@ -204,7 +214,7 @@ class Relay:
                     continue
                 if msg.expires_at and now >= msg.expires_at:
                     q.popleft()
-                    self._finalise(msg, Final(MessageState.EXPIRED, 2000, "EXPIRED", "2000", now))
+                    self._finalise(msg, final_for_code(2000))
                     continue
                 target = pool.pick(route)
                 if target is None:
@@ -220,7 +230,7 @@ class Relay:
         if count_attempt:
             msg.attempts += 1
         if msg.attempts >= self.config.retry.max_attempts:
-            self._finalise(msg, Final(MessageState.UNDELIVERABLE, 3011, "UNDELIV", "3011", _now()))
+            self._finalise(msg, final_for_code(3011))  # 서버 오류: retries exhausted
             return
         msg.state = QUEUED
         msg.carrier_ids = []
@@ -241,9 +251,12 @@ class Relay:
             return
         due = self.retry_heap[0][0]
         if self._retry_timer is not None:
-            if self._retry_timer.when() <= due:
+            # Keep the due time ourselves: uvloop's call_at returns a plain Handle
+            # without .when() when the deadline is under 0.5 ms away.
+            if self._retry_at <= due:
                 return
             self._retry_timer.cancel()
+        self._retry_at = due
         self._retry_timer = self.loop.call_at(due, self._on_retry)
 
     def _on_retry(self) -> None:
@@ -254,6 +267,22 @@ class Relay:
             if msg.id in self.messages and msg.state == QUEUED:
                 self._enqueue(msg)
         self._arm_retry()
+
+    def expire_sweep(self, now: float | None = None) -> int:
+        """End every message whose validity period has passed (EXPIRED, 2000), whether
+        it waits here or at a carrier that never sent its receipt. Run periodically.
+        """
+        now = _now() if now is None else now
+        expired = [
+            m
+            for m in self.messages.values()
+            if m.final is None and m.expires_at and now >= m.expires_at
+        ]
+        for msg in expired:
+            self._finalise(msg, final_for_code(2000))
+        if expired:
+            self.dispatch_soon()
+        return len(expired)
 
     # ================================================================ carrier outcomes
 
@@ -291,7 +320,14 @@ class Relay:
             [("attempt_failed", msg.id, 0, carrier, status, temporary, _now())]
         )
         if temporary:
-            self.requeue(msg, delay_s=self.backoff_s(msg))
+            if status == S.ESME_RTHROTTLED:
+                # "ESME exceeded allowed message limits": our rate, not the message's
+                # fault. Requeue without counting an attempt (the bind's AIMD window
+                # slows us down); bounded by the validity period. ESME_RMSGQFUL
+                # (1001 Server Busy, class S) is the SMSC's trouble: it counts.
+                self.requeue(msg, delay_s=self.config.retry.backoff_min_s, count_attempt=False)
+            else:
+                self.requeue(msg, delay_s=self.backoff_s(msg))
             return
         code = _CODE_FOR_SUBMIT_STATUS.get(status)
         err = str(code) if code is not None else f"{status & 0xFFF:03X}"
@@ -573,9 +609,10 @@ class Relay:
                 # Not confirmed by a carrier before the crash: send again.
                 msg.carrier_ids = []
                 msg.part_finals = []
-                self._enqueue(msg) if msg.route else self._finalise(
-                    msg, Final(MessageState.UNDELIVERABLE, 3015, "UNDELIV", "3015", _now())
-                )
+                if msg.route:
+                    self._enqueue(msg)
+                else:
+                    self._finalise(msg, final_for_code(3015))
                 requeued += 1
         return {"requeued": requeued, "awaiting_receipt": awaiting, "to_report": to_report}
 

@@ -95,6 +95,10 @@ class Link(asyncio.Protocol):
     def is_open(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
+    # Calls from outside an event handler (a future's callback, a timer) can
+    # produce events (e.g. Bound when answering a bind): dispatch them now.
+    # Inside a handler _dispatch() is a no-op and the running loop drains them.
+
     def send_request(self, pdu: Request, timeout_s: float | None = None) -> int:
         seq = self.session.send_request(pdu, self._loop.time(), timeout_s)
         self._kick()
@@ -103,14 +107,20 @@ class Link(asyncio.Protocol):
     def respond(self, request: Request, status: int = 0, **fields: object) -> None:
         self.session.respond(request, status, **fields)
         self._kick()
+        if not self._dispatching:
+            self._dispatch()
 
     def send_response(self, response: Response) -> None:
         self.session.send_response(response)
         self._kick()
+        if not self._dispatching:
+            self._dispatch()
 
     def unbind(self) -> None:
         self.session.unbind(self._loop.time())
         self._kick()
+        if not self._dispatching:
+            self._dispatch()
 
     def close(self) -> None:
         """Flush what is queued, then close."""

@@ -153,6 +153,7 @@ class Daemon:
         m = self.metrics
         while True:
             await asyncio.sleep(1.0)
+            self.relay.expire_sweep()
             m.messages.set(len(self.relay.messages))
             m.wal_healthy.set(1 if self.wal.healthy else 0)
             for acct, q in self.relay.reports.items():

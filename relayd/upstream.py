@@ -594,8 +594,20 @@ class UpstreamServer:
                 link.respond(req, S.ESME_RQUERYFAIL)
                 return
             state_name = row.get("state") or "UNKNOWN"
-            state = getattr(MessageState, state_name, MessageState.UNKNOWN)
-            link.respond(req, 0, message_id=req.message_id, message_state=int(state))
+            state = getattr(MessageState, str(state_name), MessageState.ENROUTE)
+            final_at = row.get("final_at")
+            final_date = (
+                datetime.fromtimestamp(float(final_at), UTC).strftime("%y%m%d%H%M%S") + "000+"
+                if final_at
+                else ""
+            )
+            link.respond(
+                req,
+                0,
+                message_id=req.message_id,
+                final_date=final_date,
+                message_state=int(state),
+            )
 
         task = asyncio.get_running_loop().create_task(from_store())
         self._tasks.add(task)
