@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from simulators.link import tune_gc
 from simulators.upstream import UpstreamClient, make_pdu_factory
 
 # The account every built-in profile accepts (simulators/profiles.py DEFAULT_ACCOUNTS).
@@ -258,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = _cpus()
     if len(cores) >= 2:
         os.sched_setaffinity(0, {cores[CLIENT_CORE]})
+    # The load client runs in this process: the same GC settings as the
+    # simulator and the relay-sim CLIs (simulators/link.py tune_gc).
+    tune_gc()
     runs = [one_run(args, cores) for _ in range(args.runs)]
     rates = [r["carrier_submits_per_s"] for r in runs]
     median_rate = statistics.median(rates)

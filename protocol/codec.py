@@ -5,8 +5,14 @@ Two layers:
 * a table-driven codec that walks each PDU class's ``LAYOUT`` (every PDU);
 * specialised straight-line encoders/decoders for the hot PDUs (submit_sm,
   deliver_sm, data_sm and their responses, enquire_link(_resp), generic_nack),
-  written with ``struct`` and ``bytes.index`` because the relay runs every
+  written with ``struct`` and ``bytes.find`` because the relay runs every
   message through them (a construct parse costs ~14 µs, these ~2 µs).
+  submit_sm/deliver_sm go one step further: one regular expression decodes
+  the mandatory part and one bytes %-format encodes it (~1.4 µs / ~1.1 µs);
+  whatever they do not take (a field too long, a value of the wrong type)
+  falls back to the straight-line code, which is the reference and raises the
+  precise error. ``tests/protocol/test_fast_paths.py`` proves each shortcut
+  equal to its reference.
 
 ``protocol/spec.py`` declares every body with construct — the executable
 specification — and the tests prove that both give identical bytes and fields.
@@ -34,8 +40,10 @@ nothing else escapes. Encoding a PDU that breaks a rule raises
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from protocol.constants import (
@@ -125,18 +133,27 @@ def _enc_int(fmt: struct.Struct, value: int, name: str) -> bytes:
 
 
 # Kind codes as plain ints: enum attribute lookups cost ~100 ns each on this path.
-_K_OCTETS, _K_INT1, _K_INT2, _K_INT4, _K_CSTR, _K_EMPTY = range(6)
-_TLV_KIND: dict[int, int] = {
-    tag: {
-        TlvType.OCTETS: _K_OCTETS,
-        TlvType.INT1: _K_INT1,
-        TlvType.INT2: _K_INT2,
-        TlvType.INT4: _K_INT4,
-        TlvType.CSTRING: _K_CSTR,
-        TlvType.EMPTY: _K_EMPTY,
-    }[kind]
-    for tag, kind in TLV_TYPES.items()
+# The integer kinds are their own sizes, so "length != kind" is the size check.
+_K_OCTETS, _K_INT1, _K_INT2, _K_CSTR, _K_INT4, _K_EMPTY = 0, 1, 2, 3, 4, 5
+_KIND_CODE: dict[TlvType, int] = {
+    TlvType.OCTETS: _K_OCTETS,
+    TlvType.INT1: _K_INT1,
+    TlvType.INT2: _K_INT2,
+    TlvType.INT4: _K_INT4,
+    TlvType.CSTRING: _K_CSTR,
+    TlvType.EMPTY: _K_EMPTY,
 }
+_TLV_KIND: dict[int, int] = {int(tag): _KIND_CODE[kind] for tag, kind in TLV_TYPES.items()}
+# NOTE: decode_tlvs looks tags up here, not in _TLV_KIND: Octet String tags are
+# left out so that they and every unknown/vendor tag (the common case in a
+# receipt) take the first branch with one failed dict lookup.
+_TLV_DECODE_KIND: dict[int, int] = {t: k for t, k in _TLV_KIND.items() if k != _K_OCTETS}
+# Maximum size (NUL included) of each C-string TLV, for encoding (a TLV length is
+# at most 0xFFFF) and decoding (no limit: 65536) one the spec leaves open.
+_TLV_CSTR_MAX: dict[int, int] = {
+    t: TLV_CSTRING_MAX.get(t, 0xFFFF) for t, k in _TLV_KIND.items() if k == _K_CSTR
+}
+_TLV_CSTR_MAX_RX: dict[int, int] = {t: TLV_CSTRING_MAX.get(t, 65536) for t in _TLV_CSTR_MAX}
 _new_tlv = tuple.__new__
 
 
@@ -150,26 +167,41 @@ def decode_tlvs(body: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
     if pos == end:
         return ()
     out: list[Tlv] = []
-    kinds = _TLV_KIND
+    append = out.append
+    kinds = _TLV_DECODE_KIND
+    head = _unpack_tlv_head  # one C call for tag and length (half the cost of 4 indexings)
     while pos < end:
         if end - pos < 4:
             raise PduError("truncated TLV header", S.ESME_RINVOPTPARSTREAM)
-        tag = (body[pos] << 8) | body[pos + 1]
-        length = (body[pos + 2] << 8) | body[pos + 3]
+        tag, length = head(body, pos)
         pos += 4
         vend = pos + length
         if vend > end:
             raise PduError(
                 f"TLV 0x{tag:04X} length {length} runs past the body", S.ESME_RINVOPTPARSTREAM
             )
-        kind = kinds.get(tag, _K_OCTETS)
+        kind = kinds.get(tag)
         value: TlvValue
-        if kind == _K_OCTETS:
+        if kind is None:  # Octet String, unknown and vendor tags: raw bytes
             value = body[pos:vend]
         elif kind == _K_INT1:
             if length != 1:
                 raise PduError(f"TLV 0x{tag:04X} must be 1 octet, got {length}", S.ESME_RINVPARLEN)
             value = body[pos]
+        elif kind == _K_CSTR:
+            # Lenient: some SMSCs omit the NUL of receipted_message_id; take the
+            # value up to the first NUL or the end. It is re-encoded with its NUL.
+            limit = _TLV_CSTR_MAX_RX[tag]
+            if length > limit:
+                raise PduError(f"TLV 0x{tag:04X} longer than allowed", S.ESME_RINVPARLEN)
+            nul = body.find(0, pos, vend)
+            if nul < 0:
+                if length >= limit:
+                    # Accepted without its NUL only if it still fits with one, so
+                    # whatever we accept can be relayed (re-encoded) unchanged.
+                    raise PduError(f"TLV 0x{tag:04X} too long without a NUL", S.ESME_RINVPARLEN)
+                nul = vend
+            value = body[pos:nul].decode("latin-1")
         elif kind == _K_INT2:
             if length != 2:
                 raise PduError(f"TLV 0x{tag:04X} must be 2 octets, got {length}", S.ESME_RINVPARLEN)
@@ -178,25 +210,28 @@ def decode_tlvs(body: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
             if length != 4:
                 raise PduError(f"TLV 0x{tag:04X} must be 4 octets, got {length}", S.ESME_RINVPARLEN)
             value = _I.unpack_from(body, pos)[0]
-        elif kind == _K_CSTR:
-            # Lenient: some SMSCs omit the NUL of receipted_message_id; take the
-            # value up to the first NUL or the end. It is re-encoded with its NUL.
-            if length > TLV_CSTRING_MAX.get(tag, 65536):
-                raise PduError(f"TLV 0x{tag:04X} longer than allowed", S.ESME_RINVPARLEN)
-            nul = body.find(0, pos, vend)
-            if nul < 0 and length >= TLV_CSTRING_MAX.get(tag, 65536):
-                # Accepted without its NUL only if it still fits with one, so
-                # whatever we accept can be relayed (re-encoded) unchanged.
-                raise PduError(f"TLV 0x{tag:04X} too long without a NUL", S.ESME_RINVPARLEN)
-            value = body[pos : (vend if nul < 0 else nul)].decode("latin-1")
         elif length == 0:  # _K_EMPTY
             value = None
         else:
             # [v5.0] gives alert_on_message_delivery a 1-octet value; keep it raw.
             value = body[pos:vend]
-        out.append(_new_tlv(Tlv, (tag, value)))
+        append(_new_tlv(Tlv, (tag, value)))
         pos = vend
     return tuple(out)
+
+
+# Per integer tag, one packer that writes the whole TLV — tag, length and value —
+# in a single C call (partial of Struct.pack). Measured: a receipt's three
+# standard TLVs + vendor TLV encode in ~1.3 µs this way against ~2.4 µs for the
+# generic per-TLV type dispatch. Do not fold these back into a generic loop.
+_INT_TLV_FMT = {_K_INT1: ">HHB", _K_INT2: ">HHH", _K_INT4: ">HHI"}
+_TLV_INT_PACK: dict[int, Callable[[int], bytes]] = {
+    tag: partial(struct.Struct(_INT_TLV_FMT[kind]).pack, tag, kind)
+    for tag, kind in _TLV_KIND.items()
+    if kind in _INT_TLV_FMT
+}
+# Integer tags given raw bytes must have exactly their size.
+_TLV_INT_SIZE: dict[int, int] = {t: k for t, k in _TLV_KIND.items() if k in _INT_TLV_FMT}
 
 
 def encode_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
@@ -209,52 +244,67 @@ def encode_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
         return b""
     parts: list[bytes] = []
     append = parts.append
-    types = TLV_TYPES
     for tag, value in tlvs:
-        kind = types.get(tag)
         vt = type(value)
-        raw: bytes
-        if vt is int:
-            pack = _INT_PACK.get(kind)  # type: ignore[arg-type]
+        if vt is bytes:  # Octet String, vendor and unknown tags: the common case
+            octets: bytes = value  # type: ignore[assignment]  # narrowed by the type() test
+            n = len(octets)
+            size = _TLV_INT_SIZE.get(tag)
+            if (size is not None and n != size) or n > 0xFFFF or not 0 <= tag <= 0xFFFF:
+                _tlv_refuse(tag, octets)
+            append(_pack_tlv_head(tag, n))
+            append(octets)
+        elif vt is int:
+            pack = _TLV_INT_PACK.get(tag)
             if pack is None:
                 raise LocalProtocolError(f"TLV 0x{tag:04X}: int value needs a known integer tag")
             try:
-                raw = pack(value)  # type: ignore[arg-type]
+                append(pack(value))  # type: ignore[arg-type]
             except struct.error as exc:
                 raise LocalProtocolError(f"TLV 0x{tag:04X}: {value!r} does not fit") from exc
         elif vt is str:
-            if kind is not None and kind != TlvType.CSTRING:
-                raise LocalProtocolError(f"TLV 0x{tag:04X} takes {kind.name}, not str")
+            limit = _TLV_CSTR_MAX.get(tag)
+            if limit is None:
+                if tag in _TLV_KIND:
+                    raise LocalProtocolError(f"TLV 0x{tag:04X} takes another type, not str")
+                limit = 0xFFFF
             try:
-                raw = value.encode("latin-1") + b"\x00"  # type: ignore[union-attr]
+                raw = value.encode("latin-1")  # type: ignore[union-attr]
             except UnicodeEncodeError as exc:
                 raise LocalProtocolError(f"TLV 0x{tag:04X}: not a Latin-1 string") from exc
-            if len(raw) > TLV_CSTRING_MAX.get(tag, 65535) or 0 in raw[:-1]:
+            n = len(raw) + 1
+            if n > limit or 0 in raw or not 0 <= tag <= 0xFFFF:
                 raise LocalProtocolError(f"TLV 0x{tag:04X}: C-string too long or holds a NUL")
+            append(_pack_tlv_head(tag, n))
+            append(raw)
+            append(b"\x00")
         elif value is None:
-            raw = b""
+            if not 0 <= tag <= 0xFFFF:
+                _tlv_refuse(tag, value)
+            append(_pack_tlv_head(tag, 0))
         elif isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
-            size = _INT_SIZE.get(kind)  # type: ignore[arg-type]
-            if size is not None and len(raw) != size:
-                raise LocalProtocolError(f"TLV 0x{tag:04X} must be {size} octet(s), got {len(raw)}")
+            size = _TLV_INT_SIZE.get(tag)
+            if (
+                (size is not None and len(raw) != size)
+                or len(raw) > 0xFFFF
+                or not 0 <= tag <= 0xFFFF
+            ):
+                _tlv_refuse(tag, raw)
+            append(_pack_tlv_head(tag, len(raw)))
+            append(raw)
         elif isinstance(value, int):  # IntEnum members and bools
             return encode_tlvs(tuple(Tlv(t, int(v) if isinstance(v, int) else v) for t, v in tlvs))
         else:
             raise LocalProtocolError(f"TLV 0x{tag:04X}: unsupported value {value!r}")
-        if len(raw) > 0xFFFF or not 0 <= tag <= 0xFFFF:
-            raise LocalProtocolError(f"TLV 0x{tag:04X}: tag or length out of range")
-        append(_pack_tlv_head(tag, len(raw)))
-        append(raw)
     return b"".join(parts)
 
 
-_INT_PACK: dict[TlvType, Callable[[int], bytes]] = {
-    TlvType.INT1: _B.pack,
-    TlvType.INT2: _H.pack,
-    TlvType.INT4: _I.pack,
-}
-_INT_SIZE: dict[TlvType, int] = {TlvType.INT1: 1, TlvType.INT2: 2, TlvType.INT4: 4}
+def _tlv_refuse(tag: int, value: bytes | None) -> None:
+    size = _TLV_INT_SIZE.get(tag)
+    if value is not None and size is not None and len(value) != size:
+        raise LocalProtocolError(f"TLV 0x{tag:04X} must be {size} octet(s), got {len(value)}")
+    raise LocalProtocolError(f"TLV 0x{tag:04X}: tag or length out of range")
 
 
 # ============================================================================ generic codec
@@ -489,6 +539,65 @@ def _decode_sm(cls: type[SubmitSm] | type[DeliverSm], status: int, seq: int, bod
     )
 
 
+# The mandatory part of submit_sm / deliver_sm (SMPP 3.4 §4.4.1, §4.6.1) as ONE
+# regular expression over the body read as Latin-1 (one octet = one character,
+# so positions and values are unchanged): service_type, ton, npi, source_addr,
+# ton, npi, destination_addr, esm_class, protocol_id, priority_flag,
+# schedule_delivery_time, validity_period, registered_delivery,
+# replace_if_present_flag, data_coding, sm_default_msg_id, sm_length. Each
+# C-string group is "up to max-1 non-NUL characters, then a NUL", which is
+# exactly what _decode_sm reads, so on a match both give the same fields; no
+# match (a field too long, truncated) falls back to _decode_sm for the precise
+# error. Measured: ~1.4 µs per submit_sm against ~2.3 µs for the straight-line
+# code (one C call instead of 6 finds, 5 decodes and 2 unpacks). Proven equal
+# to _decode_sm by tests/protocol/test_codec.py (hypothesis).
+_SM_FIXED_MAX = 94  # 6 + 2 + 21 + 2 + 21 + 3 + 17 + 17 + 5 octets at most
+_SM_MATCH = re.compile(
+    r"([^\x00]{0,5})\x00(.)(.)([^\x00]{0,20})\x00(.)(.)([^\x00]{0,20})\x00(.)(.)(.)"
+    r"([^\x00]{0,16})\x00([^\x00]{0,16})\x00(.)(.)(.)(.)(.)",
+    re.DOTALL,
+).match
+
+
+def _decode_sm_fast(
+    cls: type[SubmitSm] | type[DeliverSm], status: int, seq: int, body: bytes
+) -> Pdu:
+    """submit_sm / deliver_sm body: the regex fast path, else :func:`_decode_sm`."""
+    m = _SM_MATCH((body if len(body) <= _SM_FIXED_MAX else body[:_SM_FIXED_MAX]).decode("latin-1"))
+    if m is None:
+        return _decode_sm(cls, status, seq, body)
+    st, sa_ton, sa_npi, sa, da_ton, da_npi, da, esm, pid, prio, sdt, vp, rd, rip, dc, smid, n = (
+        m.groups()
+    )
+    p = m.end()
+    q = p + ord(n)
+    end = len(body)
+    if q > end or q - p > 254:
+        return _decode_sm(cls, status, seq, body)  # raises ESME_RINVMSGLEN
+    return cls(
+        status,
+        seq,
+        decode_tlvs(body, q, end) if q < end else (),
+        st,
+        ord(sa_ton),
+        ord(sa_npi),
+        sa,
+        ord(da_ton),
+        ord(da_npi),
+        da,
+        ord(esm),
+        ord(pid),
+        ord(prio),
+        sdt,
+        vp,
+        ord(rd),
+        ord(rip),
+        ord(dc),
+        ord(smid),
+        body[p:q],
+    )
+
+
 def _long_or_short(end: int, pos: int, max_octets: int, status: int, name: str) -> PduError:
     if pos + max_octets <= end:
         return PduError(f"{name} longer than {max_octets - 1} octets", status)
@@ -506,7 +615,8 @@ def _cstr_fast(value: str, max_octets: int, name: str) -> bytes:
     return raw
 
 
-def _encode_sm(p: SubmitSm | DeliverSm) -> bytes:
+def _encode_sm_checked(p: SubmitSm | DeliverSm) -> bytes:
+    # The reference encoder: every check with its precise error message.
     sm = p.short_message
     if len(sm) > 254:
         raise LocalProtocolError(f"short_message is {len(sm)} octets, max 254")
@@ -545,6 +655,57 @@ def _encode_sm(p: SubmitSm | DeliverSm) -> bytes:
             encode_tlvs(p.tlvs) if p.tlvs else b"",
         )
     )
+
+
+# submit_sm / deliver_sm body in one bytes %-format. One pack of the twelve
+# integers validates them all (range and type: struct refuses what %c would
+# take, a 1-octet bytes); %c then writes them. Measured ~1.1 µs per submit_sm
+# against ~1.4 µs for a join of per-field packs and helper calls. Anything
+# unusual goes to _encode_sm_checked, which raises with the precise reason.
+_SM_INTS = struct.Struct(">12B").pack
+_SM_FORMAT = b"%s\x00%c%c%s\x00%c%c%s\x00%c%c%c%s\x00%s\x00%c%c%c%c%c%s%s"
+
+
+def _encode_sm(p: SubmitSm | DeliverSm) -> bytes:
+    sm = p.short_message
+    n = len(sm)
+    if n > 254 or type(sm) is not bytes:
+        return _encode_sm_checked(p)
+    try:
+        st = p.service_type.encode("latin-1")
+        sa = p.source_addr.encode("latin-1")
+        da = p.destination_addr.encode("latin-1")
+        sdt = p.schedule_delivery_time.encode("latin-1")
+        vp = p.validity_period.encode("latin-1")
+        a, b, c, d = p.source_addr_ton, p.source_addr_npi, p.dest_addr_ton, p.dest_addr_npi
+        e, f, g = p.esm_class, p.protocol_id, p.priority_flag
+        h, i, j, k = (
+            p.registered_delivery,
+            p.replace_if_present_flag,
+            p.data_coding,
+            p.sm_default_msg_id,
+        )
+        _SM_INTS(a, b, c, d, e, f, g, h, i, j, k, n)
+    except (UnicodeEncodeError, AttributeError, struct.error):
+        return _encode_sm_checked(p)
+    if (
+        len(st) > 5
+        or len(sa) > 20
+        or len(da) > 20
+        or len(sdt) > 16
+        or len(vp) > 16
+        or 0 in st
+        or 0 in sa
+        or 0 in da
+        or 0 in sdt
+        or 0 in vp
+    ):
+        return _encode_sm_checked(p)
+    tlvs = p.tlvs
+    return _SM_FORMAT % (
+        st, a, b, sa, c, d, da, e, f, g, sdt, vp, h, i, j, k, n, sm,
+        encode_tlvs(tlvs) if tlvs else b"",
+    )  # fmt: skip
 
 
 def _decode_data_sm(cls: type[DataSm], status: int, seq: int, body: bytes) -> Pdu:
@@ -613,6 +774,8 @@ def _decode_message_id_resp(
     end = len(body)
     if end == 0:
         return cls(status, seq)
+    if body == b"\x00":  # deliver_sm_resp (SMPP 3.4 §4.6.2): no find, no decode
+        return cls(status, seq, (), "")
     n = body.find(0, 0, 65 if end > 65 else end)
     if n < 0:
         raise _long_or_short(end, 0, 65, S.ESME_RINVMSGID, "message_id")
@@ -622,10 +785,12 @@ def _decode_message_id_resp(
 
 
 def _encode_message_id_resp(p: SubmitSmResp | DeliverSmResp | DataSmResp) -> bytes:
-    if p.command_status and not p.message_id and not p.tlvs:
+    mid = p.message_id
+    tlvs = p.tlvs
+    if p.command_status and not mid and not tlvs:
         return b""  # SMPP 3.4 §4.4.2: no body with a non-zero status
-    raw = _cstr_fast(p.message_id, 65, "message_id") + b"\x00"
-    return raw + encode_tlvs(p.tlvs) if p.tlvs else raw
+    raw = _cstr_fast(mid, 65, "message_id") + b"\x00"
+    return raw + encode_tlvs(tlvs) if tlvs else raw
 
 
 def _decode_header_only(cls: type[Pdu], status: int, seq: int, body: bytes) -> Pdu:
@@ -654,7 +819,7 @@ for _cls in PDU_CLASSES.values():
         _DECODERS[_cls.command_id] = (_cls, _decode_header_only)
         _ENCODERS[_cls] = _encode_header_only
 for _cls in (SubmitSm, DeliverSm):
-    _DECODERS[_cls.command_id] = (_cls, _decode_sm)
+    _DECODERS[_cls.command_id] = (_cls, _decode_sm_fast)
     _ENCODERS[_cls] = _encode_sm
 _DECODERS[DataSm.command_id] = (DataSm, _decode_data_sm)
 _ENCODERS[DataSm] = _encode_data_sm

