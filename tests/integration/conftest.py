@@ -347,11 +347,13 @@ async def make_rig(loop_guard: list[dict[str, Any]], tmp_path: Path) -> AsyncIte
         return rig
 
     yield make
-    for rig in rigs:
-        await rig.close()
-    for sims in orphans:
-        for sim in sims.values():
-            await sim.stop(grace_s=0.5)
+    # Teardown is bounded too: a stuck shutdown fails the test instead of hanging CI.
+    async with asyncio.timeout(60):
+        for rig in rigs:
+            await rig.close()
+        for sims in orphans:
+            for sim in sims.values():
+                await sim.stop(grace_s=0.5)
 
 
 def _refuses(faults: Mapping[str, Faults] | None, name: str) -> bool:
