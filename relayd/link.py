@@ -166,14 +166,17 @@ class Link(asyncio.Protocol):
         try:
             session = self.session
             handler = self.handler
-            while (event := session.next_event()) is not None:
-                handler(self, event)
-                if type(event) is ConnectionClosed and self.transport is not None:
-                    self._flush()
-                    try:
-                        self.transport.close()
-                    except _CLOSE_ERRORS:
-                        pass
+            # One pop per batch of events (not one call per PDU); events the
+            # handlers cause meanwhile come in the next round of the loop.
+            while events := session.pop_events():
+                for event in events:
+                    handler(self, event)
+                    if type(event) is ConnectionClosed and self.transport is not None:
+                        self._flush()
+                        try:
+                            self.transport.close()
+                        except _CLOSE_ERRORS:
+                            pass
         finally:
             self._dispatching = False
 

@@ -206,6 +206,23 @@ async def _serve(config: Any, config_path: str, ready_file: str | None) -> int:
     return 0
 
 
+def _tune_gc() -> None:
+    """Collect cycles far less often in the daemon process.
+
+    relayd keeps every in-flight message (up to hundreds of thousands of Msg
+    objects) alive; with CPython's default thresholds (700, 10, 10) each full
+    collection traverses all of them, for objects that form no cycles —
+    measured as ~15% of CPU in the carrier simulator, which holds as many.
+    Reference counting still frees PDUs and events at once; cycles (futures,
+    exceptions) are still collected. Start-up objects are frozen out of it.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+
+
 def _load(path: str) -> Any:
     from relayd.config import ConfigError, load_config
 
@@ -245,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: ok")
         return 0
     _setup_logging(args.log_level)
+    _tune_gc()
     with contextlib.suppress(ImportError):
         import uvloop
 
