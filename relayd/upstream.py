@@ -304,6 +304,18 @@ class UpstreamServer:
         acct = conn.account
         if acct is None:
             return S.ESME_RINVBNDSTS
+        current = self.relay.config.accounts_by_id.get(acct.system_id)
+        if current is not acct:
+            # Accounts were reloaded (SIGHUP): binds made before see the new
+            # senders and limits; an account that was removed may send no more.
+            if current is None:
+                return S.ESME_RINVBNDSTS
+            conn.account = acct = current
+            bucket = self.buckets.get(acct.system_id)
+            if acct.throughput_per_s <= 0:
+                self.buckets.pop(acct.system_id, None)
+            elif bucket is None or bucket.rate != acct.throughput_per_s:
+                self.buckets[acct.system_id] = TokenBucket(acct.throughput_per_s)
         if not self.accepting or not self.relay.accepting:
             return S.ESME_RSYSERR
         if not self.relay.wal.healthy:

@@ -33,6 +33,7 @@ from protocol.events import BindFailed, Bound
 from protocol.pdu import BindTransceiver, CancelSm, DeliverSmResp, EnquireLink, QuerySm
 from protocol.receipt import parse_receipt
 from protocol.resultcodes import RESULT_CODES
+from relayd.passwords import hash_password
 from simulators.carrier import Faults
 from simulators.upstream import UpstreamClient
 from tests.integration.conftest import (
@@ -865,3 +866,36 @@ async def test_queued_message_expires_while_every_carrier_is_down(make_rig: RigF
         finally:
             await esme.close()
     assert (r.message_id, r.stat, r.err, r.kr_code) == (resp.message_id, "EXPIRED", "2000", 2000)
+
+
+# ================================================================= SIGHUP reload
+
+
+async def test_reload_changes_accounts_without_dropping_binds(rig: Rig) -> None:
+    """SIGHUP's reload (issue 4: accounts and routes without dropping binds): a new
+    account can bind at once, a removed sender is refused, and a bind made before
+    the reload keeps working."""
+    async with asyncio.timeout(20):
+        old = await connect(rig, "trx", DEMO)
+        try:
+            newco = ("newco", "newpw")
+            demo_doc = next(a for a in rig.config_doc["accounts"] if a["system_id"] == DEMO[0])
+            rig.config_doc["accounts"].append(
+                {
+                    **demo_doc,
+                    "system_id": newco[0],
+                    "password_hash": hash_password(newco[1], n=2**10, r=8, p=1),
+                }
+            )
+            demo_doc["senders"] = [s for s in demo_doc["senders"] if s != "0311234567"]
+            rig.write_config()
+            assert rig.daemon is not None
+            rig.daemon.reload()
+            fresh = await connect(rig, "trx", newco)
+            await fresh.close()
+            ok = await old.submit("01012345678", source=DEMO_SENDER)
+            assert ok.command_status == 0
+            gone = await old.submit("01012345678", source="0311234567")
+            assert gone.command_status == S.ESME_RINVSRCADR
+        finally:
+            await old.close()
