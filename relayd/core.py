@@ -233,6 +233,12 @@ class Relay:
             self._finalise(msg, final_for_code(3011))  # 서버 오류: retries exhausted
             return
         msg.state = QUEUED
+        if msg.carrier is not None:
+            # Parts of this attempt already acknowledged must not match later
+            # receipts: the whole message is sent again.
+            for cid in msg.carrier_ids:
+                if cid is not None:
+                    self.by_carrier_id.pop((msg.carrier, cid), None)
         msg.carrier_ids = []
         msg.part_finals = []
         if delay_s <= 0:
