@@ -430,12 +430,6 @@ class UpstreamServer:
         fut.add_done_callback(answered)
 
     def _on_submit(self, conn: Conn, req: SubmitSm) -> None:
-        status = self._admit(conn, req)
-        if status:
-            self._refuse(conn, req, status)
-            return
-        acct = conn.account
-        assert acct is not None
         body = req.short_message
         payload = req.tlv(Tag.message_payload)
         if payload is not None:
@@ -446,6 +440,20 @@ class UpstreamServer:
         if req.schedule_delivery_time:
             self._refuse(conn, req, S.ESME_RINVSCHED)  # scheduled delivery not offered
             return
+        self._submit_one(conn, req, body)
+
+    def _on_data_sm(self, conn: Conn, req: DataSm) -> None:
+        # SMPP 3.4 §4.7.1: data_sm's user data travels in message_payload.
+        self._submit_one(conn, req, bytes(req.tlv(Tag.message_payload, b"") or b""))  # type: ignore[arg-type]
+
+    def _submit_one(self, conn: Conn, req: SubmitSm | DataSm, body: bytes) -> None:
+        """submit_sm and data_sm alike: admit, validate, build, accept."""
+        status = self._admit(conn, req)
+        if status:
+            self._refuse(conn, req, status)
+            return
+        acct = conn.account
+        assert acct is not None
         status = self._validate(
             acct,
             req.source_addr,
@@ -471,37 +479,6 @@ class UpstreamServer:
         except ValueError:
             self._refuse(conn, req, S.ESME_RINVEXPIRY)
             return
-        self._accept(conn, req, msg)
-
-    def _on_data_sm(self, conn: Conn, req: DataSm) -> None:
-        status = self._admit(conn, req)
-        if status:
-            self._refuse(conn, req, status)
-            return
-        acct = conn.account
-        assert acct is not None
-        body = bytes(req.tlv(Tag.message_payload, b"") or b"")  # type: ignore[arg-type]
-        status = self._validate(
-            acct,
-            req.source_addr,
-            req.destination_addr,
-            req.esm_class,
-            req.registered_delivery,
-            req.data_coding,
-            body,
-        )
-        if status:
-            self._refuse(conn, req, status)
-            return
-        msg = self._new_msg(
-            acct,
-            req,
-            req.source_addr_ton,
-            req.source_addr_npi,
-            req.source_addr,
-            (req.dest_addr_ton, req.dest_addr_npi, req.destination_addr),
-            body,
-        )
         self._accept(conn, req, msg)
 
     def _on_submit_multi(self, conn: Conn, req: SubmitMulti) -> None:
