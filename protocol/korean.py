@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from protocol.constants import DataCoding
 from protocol.errors import RelayError, TextError
-from protocol.text import encode_text
+from protocol.text import encode_text, is_ksx1001_bytes
 
 __all__ = [
     "LMS_MAX_BYTES",
@@ -42,6 +42,7 @@ __all__ = [
     "KoreanRuleError",
     "MessageType",
     "RejectCode",
+    "body_bytes",
     "classify_message",
     "normalise_newlines",
 ]
@@ -224,3 +225,28 @@ def classify_message(
         text=text,
         subject=normalised_subject,
     )
+
+
+def body_bytes(text: str, raw: bytes | None = None, data_coding: int | None = None) -> int:
+    """``classify_message(text).body_bytes``, raising the same errors, for a body
+    with neither subject nor image — without re-encoding when the count is
+    already known (the submit hot path):
+
+    * ASCII text without CR: one byte per character;
+    * ``raw`` bytes that ``text`` was decoded from with data_coding 0x0E, without
+      CR, all in KS X 1001: ``len(raw)`` (cp949 round-trips them exactly).
+
+    Anything else (and any error, so that its message is the precise one) goes
+    through :func:`classify_message`. tests/protocol/test_fast_paths.py proves
+    the two equal.
+    """
+    if "\r" not in text:
+        if text.isascii():
+            n = len(text)
+        elif raw is not None and data_coding == DataCoding.KSC5601 and is_ksx1001_bytes(raw):
+            n = len(raw)
+        else:
+            n = 0
+        if 0 < n <= LMS_MAX_BYTES:
+            return n
+    return classify_message(text).body_bytes

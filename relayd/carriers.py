@@ -50,6 +50,9 @@ S = CommandStatus
 _THROTTLE = frozenset({S.ESME_RTHROTTLED, S.ESME_RMSGQFUL})
 SINGLE_SMS_OCTETS = 140
 
+# CarrierBind.submit outcomes.
+SENT, NO_ROOM, TOO_BIG = 1, 0, -1
+
 
 class CarrierBind:
     """One connection slot of a carrier: the current link, if any, and its window."""
@@ -87,8 +90,16 @@ class CarrierBind:
 
     # ---------------------------------------------------------------- sending
 
-    def submit(self, msg: Msg) -> None:
-        """Send every part of ``msg`` on this bind (the pool checked the window)."""
+    def submit(self, msg: Msg, now: float) -> int:
+        """Send every part of ``msg`` on this bind, or none of them.
+
+        Returns SENT (sent, or ended: a message that cannot be split is
+        rejected), NO_ROOM (the parts do not fit the free window now; the
+        message is untouched) or TOO_BIG (more parts than this carrier's whole
+        window: never fits here). A message never goes out partly: parts sent
+        before a full window would reach the handset again when it is resent.
+        An idle bind takes a message whole even beyond its AIMD window.
+        """
         relay = self.carrier.relay
         link = self.link
         assert link is not None
@@ -97,23 +108,31 @@ class CarrierBind:
         except (TextError, LocalProtocolError) as exc:
             log.warning("cannot split %s for %s: %s", msg.id, self.carrier.name, exc)
             relay.on_part_rejected(msg, self.carrier.name, S.ESME_RINVMSGLEN)
-            return
+            return SENT
+        n = len(parts)
+        if n > 1:
+            if n > self.carrier.cfg.window:
+                return TOO_BIG
+            if n > link.session.window_free() or (self.inflight and n > self.free(now)):
+                return NO_ROOM
         msg.state = INFLIGHT
         msg.carrier = self.carrier.name
-        msg.carrier_ids = [None] * len(parts)
-        msg.part_finals = [None] * len(parts)
+        msg.carrier_ids = [None] * n
+        msg.part_finals = [None] * n
         attempt = msg.attempts
+        inflight = self.inflight
         for i, pdu in enumerate(parts):
             try:
                 seq = link.send_request(pdu)
             except LocalProtocolError:
-                # Window full or the session closed under us: back to the queue.
+                # The session closed under us (the window was checked): requeue.
                 relay.on_part_lost(msg)
-                return
-            self.inflight[seq] = (msg, i, len(parts), attempt)
-            if self.carrier.cfg.max_tps > 0:
-                self.tokens -= 1
-        relay.metrics.carrier_submit(self.carrier.name, len(parts))
+                return SENT
+            inflight[seq] = (msg, i, n, attempt)
+        if self.carrier.cfg.max_tps > 0:
+            self.tokens -= n
+        relay.metrics.carrier_submit(self.carrier.name, n)
+        return SENT
 
     # ---------------------------------------------------------------- events
 
@@ -357,16 +376,39 @@ class CarrierPool:
         for c in self.carriers.values():
             c.start()
 
-    def pick(self, route: tuple[str, ...]) -> CarrierBind | None:
+    def submit(self, route: tuple[str, ...], msg: Msg) -> bool:
+        """Send ``msg`` on the first carrier of ``route`` that is up, not drained and
+        has room for all its parts (the bind with the most free window). True if
+        the message left the queue (sent, or ended); False if it must wait.
+
+        A message with more parts than every up carrier's whole window can never
+        go out: it ends REJECTED (ESME_RINVMSGLEN) rather than block its queue.
+        """
         now = self.relay.loop.time()
+        tried = too_big = 0
+        last = ""
         for name in route:
             c = self.carriers.get(name)
             if c is None or c.drained:
                 continue
             b = c.best_bind(now)
-            if b is not None:
-                return b
-        return None
+            if b is None:
+                continue  # down or saturated
+            tried += 1
+            outcome = b.submit(msg, now)
+            if outcome == SENT:
+                return True
+            if outcome == TOO_BIG:
+                too_big += 1
+                last = name
+        if tried and too_big == tried:
+            log.warning(
+                "message %s has more parts than any carrier window of its route; rejected",
+                msg.id,
+            )
+            self.relay.on_part_rejected(msg, last, S.ESME_RINVMSGLEN)
+            return True
+        return False
 
     async def stop(self, grace_s: float) -> None:
         await asyncio.gather(*(c.stop(grace_s) for c in self.carriers.values()))

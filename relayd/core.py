@@ -78,6 +78,9 @@ _CODE_FOR_SUBMIT_STATUS = {
 }
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
 def _now() -> float:
     return time.time()
 
@@ -120,6 +123,7 @@ class Relay:
         self._retry_at = 0.0
         self._id_counter = 0
         self._id_prefix_ts = ""
+        self._id_second = -1
         self.id_policies = {c.name: policy_from_name(c.id_policy) for c in config.carriers}
         self.temporary_statuses = {
             c.name: BASE_TEMPORARY_STATUSES | frozenset(c.temporary_statuses)
@@ -128,6 +132,8 @@ class Relay:
         self.unknown_receipts = 0
         self._date_cache: dict[int, str] = {}
         self.accepting = True
+        self._reported_ids: list[str] = []
+        self._reported_handle: asyncio.Handle | None = None
 
     # ================================================================ ids
 
@@ -138,49 +144,42 @@ class Relay:
         if not self._id_counter:
             self._id_counter = int(time.time() * 1000) << 8
         self._id_counter += 1
-        ts = datetime.now(KST).strftime("%Y%m%d%H%M%S")
+        now = int(time.time())
+        if now != self._id_second:
+            self._id_second = now
+            self._id_prefix_ts = datetime.fromtimestamp(now, KST).strftime("%Y%m%d%H%M%S")
         n = self._id_counter & ((1 << 40) - 1)
-        b32 = ""
-        for _ in range(8):
-            b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[n & 31] + b32
-            n >>= 5
-        return f"{ts}{b32}0000S"
+        a = _B32
+        return (
+            f"{self._id_prefix_ts}{a[n >> 35]}{a[(n >> 30) & 31]}{a[(n >> 25) & 31]}"
+            f"{a[(n >> 20) & 31]}{a[(n >> 15) & 31]}{a[(n >> 10) & 31]}{a[(n >> 5) & 31]}"
+            f"{a[n & 31]}0000S"
+        )
 
     # ================================================================ accept (upstream → WAL)
 
-    def accept(self, msg: Msg) -> asyncio.Future[None]:
-        """Append the message's ``A`` record; the returned future resolves when it is
-        durable (then, and only then, the caller answers submit_sm_resp). The
-        message enters the queues at that moment.
+    def accept(self, msg: Msg, answer: Callable[[Exception | None], None]) -> None:
+        """Append the message's ``A`` record; ``answer(None)`` is called when it is
+        durable (then, and only then, the caller answers submit_sm_resp) and the
+        message enters the queues at that moment; ``answer(error)`` if the disk
+        failed first (the message is not ours).
 
         Raises:
             WalFullError / WalError: the WAL cannot take it (answer an error status).
         """
-        fut = self.wal.append(msg.accepted_record())
-        self.pending_accept[msg.id] = msg
-        fut.add_done_callback(lambda f, m=msg: self._on_accept_durable(f, m))
-        return fut
 
-    def _on_accept_durable(self, fut: asyncio.Future[None], msg: Msg) -> None:
-        self.pending_accept.pop(msg.id, None)
-        if fut.cancelled() or fut.exception() is not None:
-            return
+        def durable(error: Exception | None, msg: Msg = msg) -> None:
+            self.pending_accept.pop(msg.id, None)
+            if error is None:
+                self._on_accept_durable(msg)
+            answer(error)
+
+        self.wal.append_then(msg.accepted_record(), durable)
+        self.pending_accept[msg.id] = msg
+
+    def _on_accept_durable(self, msg: Msg) -> None:
         self.messages[msg.id] = msg
         msg.route = self.config.route_for(msg.account, msg.dst)
-        self.store.record_events(
-            [
-                (
-                    "accepted",
-                    msg.id,
-                    msg.account,
-                    msg.src,
-                    msg.dst,
-                    1,
-                    msg.registered_delivery,
-                    msg.accepted_at,
-                )
-            ]
-        )
         if not msg.route:
             self._finalise(msg, final_for_code(3015))  # 전송 경로 없음: no route
             return
@@ -216,11 +215,9 @@ class Relay:
                     q.popleft()
                     self._finalise(msg, final_for_code(2000))
                     continue
-                target = pool.pick(route)
-                if target is None:
-                    break  # every carrier of this route is down or saturated
+                if not pool.submit(route, msg):
+                    break  # every carrier of this route is down, saturated or full
                 q.popleft()
-                target.submit(msg)
         self.metrics.queue_depth(self.queues)
 
     def requeue(self, msg: Msg, *, delay_s: float = 0.0, count_attempt: bool = True) -> None:
@@ -235,10 +232,14 @@ class Relay:
         msg.state = QUEUED
         if msg.carrier is not None:
             # Parts of this attempt already acknowledged must not match later
-            # receipts: the whole message is sent again.
-            for cid in msg.carrier_ids:
+            # receipts: the whole message is sent again. History keeps them
+            # (the message's "done" event names only its last attempt's ids).
+            for part, cid in enumerate(msg.carrier_ids):
                 if cid is not None:
                     self.by_carrier_id.pop((msg.carrier, cid), None)
+                    self.store.record(
+                        ("submitted", msg.id, part, msg.carrier, cid, msg.submitted_at)
+                    )
         msg.carrier_ids = []
         msg.part_finals = []
         if delay_s <= 0:
@@ -309,8 +310,8 @@ class Relay:
         msg.carrier = carrier
         key = (carrier, canonical)
         self.by_carrier_id[key] = (msg, part)
-        self.wal.append([K_SUBMITTED, msg.id, part, nparts, carrier, canonical, _now()])
-        self.store.record_events([("submitted", msg.id, part, carrier, canonical, _now())])
+        now = msg.submitted_at = _now()
+        self.wal.append_nowait([K_SUBMITTED, msg.id, part, nparts, carrier, canonical, now])
         if all(c is not None for c in msg.carrier_ids) and msg.state == INFLIGHT:
             msg.state = SUBMITTED
         parked = self.parked.pop(key, None)
@@ -322,9 +323,7 @@ class Relay:
         if msg.id not in self.messages or msg.state == FINAL:
             return
         temporary = status in self.temporary_statuses.get(carrier, BASE_TEMPORARY_STATUSES)
-        self.store.record_events(
-            [("attempt_failed", msg.id, 0, carrier, status, temporary, _now())]
-        )
+        self.store.record(("attempt_failed", msg.id, 0, carrier, status, temporary, _now()))
         if temporary:
             if status == S.ESME_RTHROTTLED:
                 # "ESME exceeded allowed message limits": our rate, not the message's
@@ -397,15 +396,8 @@ class Relay:
             (f for f in msg.part_finals if f is not None and f.state != MessageState.DELIVERED),
             part_final,
         )
-        fut = self._finalise(msg, final)
-        if fut is None:
+        if not self._finalise(msg, final, ack):
             ack(0)
-        else:
-            fut.add_done_callback(
-                lambda f: ack(
-                    0 if (not f.cancelled() and f.exception() is None) else S.ESME_RX_T_APPN
-                )
-            )
 
     def _expire_parked(self, key: tuple[str, str]) -> None:
         entry = self.parked.pop(key, None)
@@ -418,43 +410,37 @@ class Relay:
 
     # ================================================================ finals and reports
 
-    def _finalise(self, msg: Msg, final: Final) -> asyncio.Future[None] | None:
-        """Record the final (WAL ``F``), then queue its receipt upstream."""
+    def _finalise(self, msg: Msg, final: Final, ack: Callable[[int], None] | None = None) -> bool:
+        """Record the final (WAL ``F``), then queue its receipt upstream. ``ack``
+        (a carrier receipt's answer) is called with 0 once the final is durable,
+        ESME_RX_T_APPN if the disk failed. Returns False if nothing was recorded
+        (already final, or the WAL refused): ``ack`` is then not called."""
         if msg.final is not None:
-            return None
+            return False
         msg.final = final
         msg.state = FINAL
         for cid in msg.carrier_ids:
             if cid is not None and msg.carrier is not None:
                 self.by_carrier_id.pop((msg.carrier, cid), None)
+
+        def durable(error: Exception | None, msg: Msg = msg) -> None:
+            if error is None:
+                self._queue_report(msg)
+            if ack is not None:
+                ack(0 if error is None else S.ESME_RX_T_APPN)
+
         try:
-            fut = self.wal.append(
-                [K_FINAL, msg.id, final.state, final.code, final.stat, final.err, final.done_at]
+            self.wal.append_then(
+                [K_FINAL, msg.id, final.state, final.code, final.stat, final.err, final.done_at],
+                durable,
             )
         except Exception:  # WAL full/failed: the final is re-derived after restart
             log.exception("WAL refused a final record for %s", msg.id)
-            fut = None
-        self.store.record_events(
-            [
-                (
-                    "final",
-                    msg.id,
-                    FINAL_STATE_NAMES.get(final.state, "UNKNOWN"),
-                    final.code,
-                    final.stat,
-                    final.done_at,
-                )
-            ]
-        )
+            recorded = False
+        else:
+            recorded = True
         self.metrics.final(final.stat, final.code)
-        if fut is not None:
-            fut.add_done_callback(lambda f, m=msg: self._on_final_durable(f, m))
-        return fut
-
-    def _on_final_durable(self, fut: asyncio.Future[None], msg: Msg) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        self._queue_report(msg)
+        return recorded
 
     def _queue_report(self, msg: Msg) -> None:
         if not msg.wants_receipt:
@@ -535,11 +521,48 @@ class Relay:
     def _reported(self, msg: Msg) -> None:
         if self.messages.pop(msg.id, None) is None:
             return
+        # One R record per loop turn for all the messages reported in it.
+        self._reported_ids.append(msg.id)
+        if self._reported_handle is None:
+            self._reported_handle = self.loop.call_soon(self.flush_reported)
+        # The whole life in one history event (relayd/store.py "done").
+        f = msg.final
+        assert f is not None
+        self.store.record(
+            (
+                "done",
+                msg.id,
+                msg.account,
+                msg.src,
+                msg.dst,
+                max(len(msg.carrier_ids), 1),
+                msg.registered_delivery,
+                msg.accepted_at,
+                msg.carrier,
+                tuple(msg.carrier_ids),
+                msg.submitted_at,
+                FINAL_STATE_NAMES.get(f.state, "UNKNOWN"),
+                f.code,
+                f.stat,
+                f.done_at,
+                _now() if msg.wants_receipt else None,
+            )
+        )
+
+    def flush_reported(self) -> None:
+        """Append the ``R`` record of the messages reported since the last call."""
+        self._reported_handle = None
+        ids, self._reported_ids = self._reported_ids, []
+        if not ids:
+            return
         try:
-            self.wal.append([K_REPORTED, msg.id])
+            self.wal.append_nowait([K_REPORTED, *ids])
         except Exception:
-            log.warning("WAL refused a reported record; it will be reported again after restart")
-        self.store.record_events([("reported", msg.id, _now())])
+            log.warning(
+                "WAL refused a reported record (%d messages); they will be reported "
+                "again after a restart",
+                len(ids),
+            )
 
     def pending_reports(self, account: str) -> int:
         return len(self.reports.get(account, ()))
@@ -577,6 +600,7 @@ class Relay:
                     msg.part_finals.append(None)
                 msg.carrier_ids[part] = canonical
                 msg.carrier = carrier
+                msg.submitted_at = r[6]
                 if all(c is not None for c in msg.carrier_ids):
                     msg.state = SUBMITTED
         elif kind == K_FINAL:
@@ -585,7 +609,8 @@ class Relay:
                 msg.final = Final(r[2], r[3], r[4], r[5], r[6])
                 msg.state = FINAL
         elif kind == K_REPORTED:
-            self.messages.pop(r[1], None)
+            for mid in r[1:]:  # one record names every message reported in a loop turn
+                self.messages.pop(mid, None)
 
     def load_snapshot(self, blobs: Iterable[bytes]) -> None:
         for blob in blobs:

@@ -183,6 +183,7 @@ class Daemon:
         for t in list(self.tasks):
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.relay.flush_reported()
         await self.wal.close()
         await self.store.close()
         self.metrics.close()

@@ -12,7 +12,8 @@ WAL records are msgpack lists whose first item is the kind:
 * ``A`` accepted — everything needed to send the message again after a crash;
 * ``S`` a part was acknowledged by a carrier, with the carrier's (canonical) id;
 * ``F`` the message reached its final state (state, Korean code, stat, err);
-* ``R`` the final receipt was delivered upstream (or none was asked for).
+* ``R`` the final receipts of these messages were delivered upstream (or none was
+  asked for): ``["R", id, id, ...]``, one record per loop turn.
 
 Replay is idempotent: applying a record twice changes nothing.
 """
@@ -89,6 +90,7 @@ class Msg:
         "src_npi",
         "src_ton",
         "state",
+        "submitted_at",
     )
 
     def __init__(
@@ -134,6 +136,7 @@ class Msg:
         self.attempts = 0
         self.next_at = 0.0
         self.route: tuple[str, ...] = ()
+        self.submitted_at = 0.0  # when a carrier last acknowledged a part (history)
 
     # ---------------------------------------------------------------- WAL
 
@@ -175,6 +178,7 @@ class Msg:
                 [f.to_list() if f is not None else None for f in self.part_finals],
                 self.final.to_list() if self.final is not None else None,
                 self.attempts,
+                self.submitted_at,
             ],
             use_bin_type=True,
         )
@@ -189,6 +193,7 @@ class Msg:
         m.part_finals = [Final.from_list(f) if f is not None else None for f in v[4]]
         m.final = Final.from_list(v[5]) if v[5] is not None else None
         m.attempts = v[6]
+        m.submitted_at = v[7] if len(v) > 7 else 0.0  # blobs from before it existed
         if m.state == INFLIGHT:
             m.state = QUEUED  # what was in flight at the crash is sent again
         return m

@@ -107,6 +107,16 @@ SCHEMA_VERSION: Final = 1
 #:     ("attempt_failed", msg_id, part, carrier, status, temporary, at)
 #:     ("final", msg_id, state, code, stat, at)      # state in FINAL_STATES, code int|None
 #:     ("reported", msg_id, at)
+#:     ("done", msg_id, account, source, destination, parts, registered_delivery,
+#:      accepted_at, carrier, carrier_msg_ids, submitted_at, state, code, stat,
+#:      final_at, reported_at)
+#:
+#: ``done`` is a message's whole life in one event, recorded by the relay when
+#: it is over (reported upstream, or no report asked for): the same rows as its
+#: ``accepted``, ``submitted`` (one per part of ``carrier_msg_ids``), ``final``
+#: and ``reported`` (if ``reported_at`` is not None) events and one write of its
+#: ``messages`` row — a quarter of the per-message work of recording each as it
+#: happens. Messages still in flight live in the relay's memory and WAL.
 HistoryEvent = tuple[Any, ...]
 
 #: Tuple length of each event kind, checked by ``record_events`` so that a
@@ -117,7 +127,10 @@ EVENT_KINDS: Final[dict[str, int]] = {
     "attempt_failed": 7,
     "final": 6,
     "reported": 3,
+    "done": 16,
 }
+# Where each kind that carries a state has it (must be in FINAL_STATES).
+_STATE_INDEX: Final[dict[str, int]] = {"final": 2, "done": 11}
 
 #: States a ``final`` event may carry: SMPP 3.4 §5.2.28 final message_states.
 FINAL_STATES: Final = frozenset(
@@ -406,6 +419,14 @@ _UPSERT_SUBMITTED: Final = _Rows(
     " carrier_msg_id = excluded.carrier_msg_id,"
     " state = CASE WHEN state IN ('QUEUED', 'SUBMITTED') THEN 'SUBMITTED' ELSE state END",
 )
+# A whole life at once: every column; a repeat (a report repeated after a crash)
+# refreshes the row.
+_UPSERT_DONE: Final = _Rows(
+    f"INSERT INTO messages({', '.join(_MESSAGE_COLUMNS)})",
+    f"({', '.join('?' * len(_MESSAGE_COLUMNS))})",
+    " ON CONFLICT(msg_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _MESSAGE_COLUMNS[1:]),
+)
 _UPSERT_FINAL: Final = _Rows(
     "INSERT INTO messages(msg_id, state, code, stat, final_at)",
     "(?, ?, ?, ?, ?)",
@@ -422,7 +443,7 @@ _INSERT_LIVE: Final = _Rows("INSERT INTO checkpoint_live(idx, blob)", "(?, ?)")
 
 _SELECT_MESSAGE: Final = f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE msg_id = ?"
 _SELECT_EVENTS: Final = (
-    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE msg_id = ? ORDER BY seq"
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events WHERE msg_id = ? ORDER BY at, seq"
 )
 _SELECT_BY_CARRIER_ID: Final = (
     "SELECT msg_id FROM events WHERE kind = 'submitted' AND carrier = ? AND carrier_msg_id = ?"
@@ -575,8 +596,9 @@ class Store:
         for ev in batch:
             if not ev or EVENT_KINDS.get(ev[0]) != len(ev):
                 raise ValueError(f"malformed history event: kind {ev[:1]!r}, length {len(ev)}")
-            if ev[0] == "final" and ev[2] not in FINAL_STATES:
-                raise ValueError(f"final event with unknown state {ev[2]!r}")
+            at = _STATE_INDEX.get(ev[0])
+            if at is not None and ev[at] not in FINAL_STATES:
+                raise ValueError(f"{ev[0]} event with unknown state {ev[at]!r}")
         queued = self._events
         if len(queued) + len(batch) > self._inbox_max:
             self._events_dropped += len(batch)
@@ -595,6 +617,25 @@ class Store:
             )
             self._episode_dropped = 0
         queued.extend(batch)
+        self._wake.set()
+        if len(queued) >= self._batch_max:
+            self._urgent.set()
+        return True
+
+    def record(self, event: HistoryEvent) -> bool:
+        """:meth:`record_events` for one event, without building a list: the
+        relay's hot path (several events per message). Same contract."""
+        if self._closing or self._finished:
+            raise StoreClosed("store is closed")
+        kind = event[0]
+        if EVENT_KINDS.get(kind) != len(event) or (
+            kind in _STATE_INDEX and event[_STATE_INDEX[kind]] not in FINAL_STATES
+        ):
+            return self.record_events([event])  # raises the precise ValueError
+        queued = self._events
+        if self._dropping or len(queued) >= self._inbox_max:
+            return self.record_events([event])  # the refusal/episode bookkeeping
+        queued.append(event)
         self._wake.set()
         if len(queued) >= self._batch_max:
             self._urgent.set()
@@ -926,6 +967,7 @@ class Store:
         submitted: list[tuple[Any, ...]] = []
         final: list[tuple[Any, ...]] = []
         reported: list[tuple[Any, ...]] = []
+        done: list[tuple[Any, ...]] = []
         seq = self._seq
         for ev in batch:
             seq += 1
@@ -945,6 +987,54 @@ class Store:
                 _, mid, state, code, stat, at = ev
                 final.append((mid, state, code, stat, at))
                 rows[kind].append((seq, mid, state, code, stat, at))
+            elif kind == "done":
+                (
+                    _,
+                    mid,
+                    account,
+                    source,
+                    destination,
+                    parts,
+                    rd,
+                    accepted_at,
+                    carrier,
+                    cids,
+                    submitted_at,
+                    state,
+                    code,
+                    stat,
+                    final_at,
+                    reported_at,
+                ) = ev
+                last_cid = next((c for c in reversed(cids) if c is not None), None)
+                done.append(
+                    (
+                        mid,
+                        account,
+                        source,
+                        destination,
+                        parts,
+                        rd,
+                        state,
+                        code,
+                        stat,
+                        carrier,
+                        last_cid,
+                        accepted_at,
+                        final_at,
+                        reported_at,
+                    )
+                )
+                rows["accepted"].append((seq, mid, accepted_at))
+                for part, cid in enumerate(cids):
+                    if cid is not None:
+                        seq += 1
+                        rows["submitted"].append((seq, mid, part, carrier, cid, submitted_at))
+                seq += 1
+                rows["final"].append((seq, mid, state, code, stat, final_at))
+                if reported_at is not None:
+                    seq += 1
+                    rows["reported"].append((seq, mid, reported_at))
             else:  # "reported"; kinds were checked in record_events
                 _, mid, at = ev
                 reported.append((at, mid))
@@ -957,6 +1047,7 @@ class Store:
             (_UPSERT_SUBMITTED, submitted),
             (_UPSERT_FINAL, final),
             (_UPDATE_REPORTED, reported),
+            (_UPSERT_DONE, done),
         ]
 
         db = self._db
@@ -1007,7 +1098,8 @@ async def _write_rows(
     ``n % _ROWS_PER_STATEMENT`` rows go one per statement (one more hop; a
     statement per remainder size would churn sqlite3's statement cache).
     """
-    k = _ROWS_PER_STATEMENT
+    # ≤ 999 bound variables per statement (SQLite's oldest limit).
+    k = min(_ROWS_PER_STATEMENT, 999 // stmt.row.count("?"))
     full = n - n % k
     if full:
         await db.executemany(stmt.sql(k), (values(a, a + k) for a in range(0, full, k)))

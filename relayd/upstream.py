@@ -31,7 +31,7 @@ from protocol.events import (
     ResponseReceived,
     ResponseTimedOut,
 )
-from protocol.korean import KoreanRuleError, RejectCode, classify_message
+from protocol.korean import KoreanRuleError, RejectCode, body_bytes
 from protocol.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -51,6 +51,7 @@ from protocol.session import Role
 from protocol.text import decode_text, is_binary
 from relayd.link import Link
 from relayd.model import FINAL, Msg
+from relayd.wal import WalError, WalFullError
 
 if TYPE_CHECKING:
     from relayd.config import AccountConfig
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("relayd.upstream")
 S = CommandStatus
+_UDHI = int(EsmClass.UDHI)  # a plain int: IntFlag & costs an enum construction
 
 # Korean mobile numbers (korea-messaging.md §3, recipients): 010/011/016/017/018/019.
 _MOBILE = re.compile(r"01[016789][0-9]{7,8}")
@@ -142,6 +144,8 @@ class UpstreamServer:
         self.bound: dict[str, list[Conn]] = {}
         self.buckets: dict[str, TokenBucket] = {}
         self._rr: dict[str, int] = {}
+        self._pump_dirty: set[str] = set()
+        self._pump_handle: asyncio.Handle | None = None
         self._verified: dict[tuple[str, bytes], tuple[str, bool]] = {}
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -349,14 +353,13 @@ class UpstreamServer:
         if is_binary(data_coding):
             return 0 if len(body) <= 2000 else S.ESME_RINVMSGLEN
         data = body
-        if esm_class & EsmClass.UDHI:
+        if esm_class & _UDHI:
             try:
                 _, data = parse_udh(body)
             except Exception:
                 return S.ESME_RINVESMCLASS
         try:
-            text = decode_text(data, data_coding)
-            classify_message(text)
+            body_bytes(decode_text(data, data_coding), data, data_coding)
         except TextError:
             return S.ESME_RINVDCS
         except KoreanRuleError as exc:
@@ -397,10 +400,26 @@ class UpstreamServer:
         )
 
     def _accept(self, conn: Conn, req: Any, msg: Msg) -> None:
-        from relayd.wal import WalError, WalFullError
+        link = conn.link
+        metrics = self.relay.metrics
+        t0 = time.monotonic()
+        account = msg.account
+
+        def answered(error: Exception | None) -> None:
+            conn.unanswered -= 1
+            status = 0 if error is None else S.ESME_RSYSERR
+            metrics.submit(account, status, time.monotonic() - t0)
+            if link.is_open:
+                try:
+                    if status == 0:
+                        link.respond(req, 0, message_id=msg.id)
+                    else:
+                        link.respond(req, status)
+                except LocalProtocolError:
+                    pass  # the session closed or unbound meanwhile
 
         try:
-            fut = self.relay.accept(msg)
+            self.relay.accept(msg, answered)
         except WalFullError:
             self._refuse(conn, req, S.ESME_RMSGQFUL)
             return
@@ -408,26 +427,6 @@ class UpstreamServer:
             self._refuse(conn, req, S.ESME_RSYSERR)
             return
         conn.unanswered += 1
-        link = conn.link
-        metrics = self.relay.metrics
-        t0 = time.monotonic()
-        account = msg.account
-
-        def answered(f: asyncio.Future[None]) -> None:
-            conn.unanswered -= 1
-            ok = not f.cancelled() and f.exception() is None
-            status = 0 if ok else S.ESME_RSYSERR
-            metrics.submit(account, status, time.monotonic() - t0)
-            if link.is_open:
-                try:
-                    if ok:
-                        link.respond(req, 0, message_id=msg.id)
-                    else:
-                        link.respond(req, status)
-                except LocalProtocolError:
-                    pass  # the session closed or unbound meanwhile
-
-        fut.add_done_callback(answered)
 
     def _on_submit(self, conn: Conn, req: SubmitSm) -> None:
         body = req.short_message
@@ -527,25 +526,42 @@ class UpstreamServer:
         if not msgs:
             conn.link.respond(req, S.ESME_RSUBMITFAIL)
             return
-        from relayd.wal import WalError
-
-        try:
-            futs = [self.relay.accept(m) for m in msgs]
-        except WalError:
-            self._refuse(conn, req, S.ESME_RSYSERR)
-            return
-        conn.unanswered += 1
         link = conn.link
+        pending = [0]
+        errors: list[Exception] = []
 
-        def answered(_: object) -> None:
+        def answered(error: Exception | None) -> None:
+            if error is not None:
+                errors.append(error)
+            pending[0] -= 1
+            if pending[0]:
+                return
             conn.unanswered -= 1
             if link.is_open:
                 try:
-                    link.respond(req, 0, message_id=msgs[0].id, unsuccess_smes=tuple(failed))
+                    if errors:
+                        link.respond(req, S.ESME_RSYSERR)
+                    else:
+                        link.respond(req, 0, message_id=msgs[0].id, unsuccess_smes=tuple(failed))
                 except LocalProtocolError:
                     pass
 
-        asyncio.gather(*futs).add_done_callback(answered)
+        refused = S.ESME_RSYSERR
+        for i, m in enumerate(msgs):
+            try:
+                self.relay.accept(m, answered)
+            except WalError as exc:
+                # The WAL took the first i: those are ours; the rest are refused
+                # destination by destination (§4.5.2 unsuccess_smes).
+                refused = S.ESME_RMSGQFUL if isinstance(exc, WalFullError) else S.ESME_RSYSERR
+                failed.extend(UnsuccessSme(r.dst_ton, r.dst_npi, r.dst, refused) for r in msgs[i:])
+                del msgs[i:]
+                break
+            pending[0] += 1
+        if not msgs:
+            self._refuse(conn, req, refused)
+            return
+        conn.unanswered += 1
 
     # ================================================================ query / cancel
 
@@ -625,26 +641,48 @@ class UpstreamServer:
         yield from conns[start:] + conns[:start]
 
     def pump_reports(self, account: str) -> None:
-        """Send held receipts of ``account`` on its RX/TRX binds, within each window."""
+        """Send held receipts of ``account`` on its RX/TRX binds, within each window —
+        at the end of this loop turn, once for everything that asked meanwhile
+        (a final or a deliver_sm_resp each ask; one pump serves them all)."""
+        self._pump_dirty.add(account)
+        if self._pump_handle is None:
+            self._pump_handle = asyncio.get_running_loop().call_soon(self._pump_all)
+
+    def _pump_all(self) -> None:
+        self._pump_handle = None
+        dirty, self._pump_dirty = self._pump_dirty, set()
+        for account in dirty:
+            self._pump(account)
+
+    def _pump(self, account: str) -> None:
         relay = self.relay
         if not relay.pending_reports(account):
             return
+        sent = 0
+        empty = False
         for conn in self._receivers(account):
-            session = conn.link.session
+            link = conn.link
+            session = link.session
+            receipts = conn.receipts
             while session.bound and session.window_free() > 0:
                 msg = relay.next_report(account)
                 if msg is None:
-                    return
+                    empty = True
+                    break
                 if msg.state != FINAL:
                     continue
                 pdu: DeliverSm = relay.build_upstream_receipt(msg)
                 try:
-                    seq = conn.link.send_request(pdu)
+                    seq = link.send_request(pdu)
                 except LocalProtocolError:
                     relay.report_failed(msg)
                     break
-                conn.receipts[seq] = msg
-                relay.metrics.receipt_out(account)
+                receipts[seq] = msg
+                sent += 1
+            if empty:
+                break
+        if sent:
+            relay.metrics.receipt_out(account, sent)
 
     # ================================================================ shutdown
 

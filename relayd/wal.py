@@ -176,6 +176,10 @@ __all__ = [
 log = logging.getLogger("relayd.wal")
 
 _HEADER: Final = struct.Struct(">II")
+# One shared Packer: msgpack.packb builds a Packer per call (~1 µs). pack() runs
+# in C holding the GIL (no default= hook), so sharing it across threads is safe.
+_packer: Final = msgpack.Packer(use_bin_type=True)
+_pack: Final = _packer.pack
 HEADER_BYTES: Final = _HEADER.size
 
 MAX_RECORD_BYTES: Final = 1 << 20
@@ -254,7 +258,12 @@ def encode_record(record: object) -> bytes:
         TypeError: the object is not msgpack-able (a caller bug).
         ValueError: the payload is larger than :data:`MAX_RECORD_BYTES`.
     """
-    payload: bytes = msgpack.packb(record, use_bin_type=True)
+    try:
+        payload: bytes = _pack(record)
+    except Exception:
+        # A failed pack leaves the shared Packer's buffer dirty: reset, re-raise.
+        _packer.reset()
+        raise
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(f"WAL record of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
@@ -650,7 +659,9 @@ class Wal:
         self._current_seq = opened.seq
         self._segments = sorted({*(s for s, _ in opened.replayable), opened.seq})
         self._q_data: list[bytes] = []
-        self._q_futs: list[asyncio.Future[Any]] = []
+        # Per queued record, what to tell when it is durable (or failed): a
+        # future (append), a plain callback (append_then) or None (append_nowait).
+        self._q_futs: list[Any] = []
         self._q_bytes = 0
         self._rotations = 0
         self._enqueued = 0  # queue entries ever (records and rotation markers)
@@ -903,21 +914,41 @@ class Wal:
             WalError: the WAL has FAILED or is closing; nothing was queued.
             TypeError, ValueError: the record cannot be encoded (a caller bug).
         """
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._queue(record, fut)
+        return fut
+
+    def append_then(self, record: object, done: Callable[[WalError | None], None]) -> None:
+        """:meth:`append` for the hot path: ``done(None)`` is called once the record
+        is durable, ``done(error)`` if the disk fails first — directly by the
+        writer, in append order, with no future and no loop callback per record.
+
+        ``done`` must not raise (an exception is reported to the loop's exception
+        handler and the writer goes on). Raises as :meth:`append`; then ``done``
+        is never called.
+        """
+        self._queue(record, done)
+
+    def append_nowait(self, record: object) -> None:
+        """:meth:`append` for records nobody waits for (they are written in order
+        with the others; a crash before their group commit loses them). Raises as
+        :meth:`append`."""
+        self._queue(record, None)
+
+    def _queue(self, record: object, completion: Any) -> None:
         if self._failure is not None or self._closing:
             raise self._refusal()
         if len(self._q_data) >= self._queue_max:
             raise WalFullError(f"WAL queue full ({self._queue_max} records waiting)")
         frame = encode_record(record)
-        fut: asyncio.Future[None] = self._loop.create_future()
         self._q_data.append(frame)
-        self._q_futs.append(fut)
+        self._q_futs.append(completion)
         self._q_bytes += len(frame)
         self._records_appended += 1
         self._enqueued += 1
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        return fut
 
     async def append_wait(self, record: object) -> None:
         """:meth:`append`, then wait until the record is durable.
@@ -1043,7 +1074,7 @@ class Wal:
     async def _run(self) -> None:
         """The writer task: batches, one executor hop each, futures resolved after."""
         loop = self._loop
-        batch: list[asyncio.Future[Any]] = []
+        batch: list[Any] = []
         rotate_fut: asyncio.Future[Any] | None = None
         try:
             while True:
@@ -1065,9 +1096,7 @@ class Wal:
                     self._fail(exc, batch, rotate_fut)
                     return
                 # Durable: fdatasync returned for every record of the batch.
-                for fut in batch:
-                    if not fut.done():  # the caller may have cancelled its wait
-                        fut.set_result(None)
+                self._complete(batch, None)
                 if rotate_fut is not None and not rotate_fut.done():
                     rotate_fut.set_result(seq)
                 self._completed += len(batch) + (rotate_fut is not None)
@@ -1087,9 +1116,34 @@ class Wal:
             self._fail(None, batch, rotate_fut, reason=f"WAL writer crashed: {exc!r}")
             raise
 
+    def _complete(self, batch: list[Any], error: WalError | None) -> None:
+        """Tell every waiter of ``batch`` (futures, callbacks; None entries have
+        none) that its record is durable (``error`` None) or failed."""
+        for c in batch:
+            if c is None:
+                continue
+            if isinstance(c, asyncio.Future):
+                if not c.done():  # the caller may have cancelled its wait
+                    if error is None:
+                        c.set_result(None)
+                    else:
+                        err = WalError(str(error), errno=error.errno)
+                        err.__cause__ = error.__cause__
+                        c.set_exception(err)
+                        # Marked retrieved: the failure was logged once; callers
+                        # that dropped their future must not each report it.
+                        c.exception()
+                continue
+            try:
+                c(error)
+            except Exception as exc:  # a caller bug must not stop the writer
+                self._loop.call_exception_handler(
+                    {"message": "WAL completion callback failed", "exception": exc}
+                )
+
     def _take_batch(
         self,
-    ) -> tuple[list[bytes], list[asyncio.Future[Any]], asyncio.Future[Any] | None]:
+    ) -> tuple[list[bytes], list[Any], asyncio.Future[Any] | None]:
         """Pop the next batch off the queue: ≤ max records, ≤ MAX_BATCH_BYTES,
         ending at the first rotation marker (which is returned separately)."""
         data, futs = self._q_data, self._q_futs
@@ -1213,7 +1267,7 @@ class Wal:
     def _fail(
         self,
         exc: OSError | None,
-        batch: list[asyncio.Future[Any]],
+        batch: list[Any],
         rotate_fut: asyncio.Future[Any] | None,
         *,
         reason: str = "",
@@ -1237,13 +1291,6 @@ class Wal:
             pending.append(rotate_fut)
         self._flush_waiters.clear()
         self._q_data, self._q_futs, self._q_bytes, self._rotations = [], [], 0, 0
-        for fut in pending:
-            if not fut.done():
-                err = WalError(reason, errno=code)
-                err.__cause__ = exc
-                fut.set_exception(err)
-                # Mark it retrieved: the failure was logged once above, and callers
-                # that dropped their future (fire-and-forget records) must not
-                # produce one "exception never retrieved" report each. Awaiting
-                # the future still raises.
-                fut.exception()
+        failure = WalError(reason, errno=code)
+        failure.__cause__ = exc
+        self._complete(pending, failure)

@@ -28,11 +28,20 @@ import pytest
 import smpplib.client
 
 from protocol.codec import encode
-from protocol.constants import CommandId, CommandStatus, MessageState
+from protocol.constants import CommandId, CommandStatus, MessageState, Tag
 from protocol.events import BindFailed, Bound
-from protocol.pdu import BindTransceiver, CancelSm, DeliverSmResp, EnquireLink, QuerySm
+from protocol.pdu import (
+    BindTransceiver,
+    CancelSm,
+    DeliverSmResp,
+    EnquireLink,
+    QuerySm,
+    SubmitSm,
+)
 from protocol.receipt import parse_receipt
 from protocol.resultcodes import RESULT_CODES
+from protocol.tlv import Tlv
+from relayd.carriers import SENT
 from relayd.passwords import hash_password
 from simulators.carrier import Faults
 from simulators.upstream import UpstreamClient
@@ -207,9 +216,11 @@ def trace_binds(rig: Rig) -> BindTrace:
     for carrier in rig.daemon.pool.carriers.values():
         for b in carrier.binds:
 
-            def submit(msg: Any, b: Any = b, orig: Any = b.submit) -> None:
-                trace.submit_bind[msg.id] = b.name
-                orig(msg)
+            def submit(msg: Any, now: float, b: Any = b, orig: Any = b.submit) -> int:
+                outcome = orig(msg, now)
+                if outcome == SENT:
+                    trace.submit_bind[msg.id] = b.name
+                return int(outcome)
 
             def on_deliver(link: Any, req: Any, b: Any = b, orig: Any = b._on_deliver) -> None:
                 r = parse_receipt(req)
@@ -486,6 +497,59 @@ async def test_retries_due_at_once_keep_the_carrier_links_up(make_rig: RigFactor
 
 
 # ============================================================================ (5) carrier errors
+
+
+def _long_message(i: int) -> SubmitSm:
+    """A 600-byte KS C 5601 LMS in message_payload: five parts at 134 octets."""
+    return SubmitSm(
+        source_addr=DEMO_SENDER,
+        destination_addr=f"010{20_000_000 + i}",
+        registered_delivery=1,
+        data_coding=0x0E,
+        tlvs=(Tlv(Tag.message_payload, ("가나다라마" * 60).encode("cp949")),),
+    )
+
+
+async def test_long_messages_go_out_whole_within_small_windows(make_rig: RigFactory) -> None:
+    """A burst of five-part messages through carrier windows of 8: a message is
+    sent only when all its parts fit, so no part is ever sent twice (the carriers
+    see exactly five submits per message) and every message is delivered."""
+    rig = await make_rig(all_carriers={"window": 8, "binds": 1})
+    n = 40
+    client = load_client(rig, binds=1, window=64)
+    async with asyncio.timeout(30):
+        await client.connect()
+        try:
+            await client.run(n, _long_message)
+            assert await client.wait_receipts(15), client.summary()
+        finally:
+            await client.close()
+    assert_all_delivered(client.summary(), n)
+    acc = rig.accounting()
+    assert sum(a["submits_accepted"] for a in acc.values()) == 5 * n, acc
+    assert sum(a["duplicates"] for a in acc.values()) == 0, acc
+
+
+async def test_message_larger_than_every_window_is_rejected(make_rig: RigFactory) -> None:
+    """Five parts can never fit a window of 4: the message ends REJECTED at once
+    instead of blocking its queue; the next (short) message still goes out."""
+    rig = await make_rig(all_carriers={"window": 4, "binds": 1})
+    async with asyncio.timeout(15):
+        esme = await Esme().connect(rig.port)
+        assert isinstance(await esme.bind("trx", *DEMO), Bound)
+        try:
+            big = await esme.request(_long_message(0))
+            assert big is not None
+            assert big.command_status == 0
+            dlr = read_up_receipt(await esme.receipt(5))
+            assert (dlr.message_id, dlr.stat) == (big.message_id, "REJECTD")
+            small = await esme.submit("01030005678", source=DEMO_SENDER)
+            dlr = read_up_receipt(await esme.receipt(5))
+            assert (dlr.message_id, dlr.stat) == (small.message_id, "DELIVRD")
+        finally:
+            await esme.close()
+    acc = rig.accounting()
+    assert sum(a["submits_accepted"] for a in acc.values()) == 1, acc
 
 
 async def test_carrier_errors_end_in_the_right_final_receipts(rig: Rig) -> None:
@@ -784,6 +848,20 @@ async def test_query_sm_of_a_delivered_message(rig: Rig) -> None:
                     esme.session_link.session.send_response(DeliverSmResp(0, dlr.sequence_number))
                     esme.session_link.flush_soon()
                     await wait_for(lambda: mid not in rig.relay.messages, 2, "reported")
+            # Its whole life is in the store's history now that it left memory.
+            history = await rig.relay.store.get_message(mid)
+            assert history is not None
+            assert [e["kind"] for e in history["events"]] == [
+                "accepted",
+                "submitted",
+                "final",
+                "reported",
+            ], history
+            assert (history["state"], history["code"], history["account"]) == (
+                "DELIVERED",
+                1000,
+                "demo",
+            )
             cancel = CancelSm(
                 message_id=mid, source_addr=DEMO_SENDER, destination_addr="01030001234"
             )

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import codec, receipt, text
+from protocol import codec, korean, receipt, text
 from protocol.buffer import FrameBuffer
 from protocol.config import SessionConfig
 from protocol.constants import TAG_KR_RESULT_CODE, Tag
@@ -416,3 +416,98 @@ def test_parse_receipt_takes_the_fast_path_for_a_built_receipt() -> None:
     pdu = receipt.build_receipt_pdu(r, source_addr="01012345678", destination_addr="021234")
     assert receipt._canonical_fields(pdu.short_message.decode("latin-1")) is not None
     assert receipt.parse_receipt(pdu) == receipt._parse_receipt_general(pdu) == r
+
+
+# ============================================================================ korean: body_bytes
+
+
+def _korean_outcome(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except korean.KoreanRuleError as exc:
+        return ("KoreanRuleError", exc.code, exc.field, exc.position, str(exc))
+
+
+_KO_ALPHABET = st.sampled_from(
+    [
+        "가",
+        "힣",
+        "똠",
+        "햏",
+        "ㄱ",
+        "ㅏ",
+        "a",
+        "Z",
+        "0",
+        " ",
+        "\n",
+        "\r",
+        "\t",
+        "₩",
+        "😀",
+        "\xa0",
+        "é",
+    ]
+)
+
+
+@PROPERTY
+@given(
+    chars=st.lists(st.one_of(_KO_ALPHABET, st.characters()), max_size=1200),
+    raw=st.binary(max_size=2100),
+)
+def test_body_bytes_equals_classify_message(chars: list[str], raw: bytes) -> None:
+    """Same count, same error (code, field, position, message) as classify_message,
+    from text alone, from text with the KS C 5601 bytes it came from, and from raw
+    bytes decoded as data_coding 0x0E (valid or not)."""
+    body = "".join(chars)
+
+    def reference(t: str) -> Any:
+        return _korean_outcome(lambda: korean.classify_message(t).body_bytes)
+
+    assert _korean_outcome(lambda: korean.body_bytes(body)) == reference(body)
+    try:
+        encoded = body.encode("cp949")
+    except UnicodeEncodeError:
+        encoded = None
+    if encoded is not None:
+        assert _korean_outcome(lambda: korean.body_bytes(body, encoded, 0x0E)) == reference(body)
+    try:
+        decoded = text.decode_text(raw, 0x0E)
+    except TextError:
+        return
+    assert _korean_outcome(lambda: korean.body_bytes(decoded, raw, 0x0E)) == reference(decoded)
+
+
+def test_body_bytes_takes_the_fast_path_for_korean_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid KS C 5601 body is counted without classify_message (no re-encode)."""
+
+    def slow_path(*_: object, **__: object) -> None:
+        raise AssertionError("took the slow path")
+
+    monkeypatch.setattr(korean, "classify_message", slow_path)
+    raw = ("안녕하세요 " * 30).encode("cp949")
+    assert korean.body_bytes(raw.decode("cp949"), raw, 0x0E) == len(raw)
+    assert korean.body_bytes("x" * 2000) == 2000
+
+
+@PROPERTY
+@given(
+    chars=st.lists(st.one_of(_KO_ALPHABET, st.characters()), max_size=200),
+    raw=st.binary(max_size=300),
+)
+def test_is_ksx1001_bytes_equals_the_byte_pattern(chars: list[str], raw: bytes) -> None:
+    """On cp949-decodable bytes (its contract) the euc_kr check is the regex."""
+    candidates = [raw]
+    try:
+        candidates.append("".join(chars).encode("cp949"))
+    except UnicodeEncodeError:
+        pass
+    # Make-up sequences (A4 D4 + jamo), valid and broken.
+    candidates += [b"\xa4\xd4\xa4\xa1\xa4\xbf\xa4\xd4", b"\xa4\xd4\xa4\xa1", b"a\xa4\xd4"]
+    for data in candidates:
+        try:
+            data.decode("cp949")
+        except UnicodeDecodeError:
+            continue
+        assert text.is_ksx1001_bytes(data) == text._is_ksx1001(data), data

@@ -132,6 +132,7 @@ async def test_snapshot_round_trip_and_replay_are_idempotent(tmp_path: Path) -> 
             m.carrier_ids = ["42"]
             m.part_finals = [None]
             m.state = 2
+            m.submitted_at = 1.5
             back = Msg.from_snapshot(m.snapshot())
             assert back.accepted_record() == m.accepted_record()
             assert back.carrier_ids == ["42"]
@@ -148,6 +149,13 @@ async def test_snapshot_round_trip_and_replay_are_idempotent(tmp_path: Path) -> 
             relay.apply_record(["R", m.id])
             relay.apply_record(["R", m.id])
             assert m.id not in relay.messages
+            # One R record names every message reported in a loop turn.
+            others = [_msg(relay) for _ in range(3)]
+            for o in others:
+                relay.apply_record(o.accepted_record())
+            relay.apply_record(["R", others[0].id, others[2].id])
+            assert [o.id in relay.messages for o in others] == [False, True, False]
+            assert back.submitted_at == m.submitted_at
         finally:
             await wal.close()
             await store.close()

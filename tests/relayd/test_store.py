@@ -71,6 +71,84 @@ def delivered_history(msg_id: str, account: str = "acme") -> list[tuple[Any, ...
 # --------------------------------------------------------------------- history
 
 
+def done(msg_id: str, *, reported_at: float | None = T0 + 5) -> tuple[Any, ...]:
+    return (
+        "done",
+        msg_id,
+        "acme",
+        "0212345678",
+        "01012345678",
+        2,
+        1,
+        T0,
+        "kt",
+        ("K-1", "K-2"),
+        T0 + 3,
+        "UNDELIVERABLE",
+        2001,
+        "UNDELIV",
+        T0 + 4,
+        reported_at,
+    )
+
+
+@pytest.mark.asyncio
+async def test_done_event_writes_a_whole_life_in_one_event(store: Store) -> None:
+    """The relay records a finished message as one ``done`` event: it reads back
+    as the same row and events as recording each step, interleaved in time with
+    events recorded earlier (a failed attempt), many per batch (more rows than
+    one statement may bind), and a repeat (reported again after a crash)
+    refreshes the row."""
+    async with asyncio.timeout(10):
+        assert store.record(("attempt_failed", "m3", 0, "skt", 0x58, True, T0 + 2))
+        await store.flush()
+        assert store.record_events([done(f"bulk{i}") for i in range(300)] + [done("m3")])
+        await store.flush()
+        got = await store.get_message("m3")
+        assert got is not None
+        assert (got["account"], got["parts"], got["carrier"], got["carrier_msg_id"]) == (
+            "acme",
+            2,
+            "kt",
+            "K-2",
+        )
+        assert (got["state"], got["code"], got["stat"]) == ("UNDELIVERABLE", 2001, "UNDELIV")
+        assert (got["accepted_at"], got["final_at"], got["reported_at"]) == (T0, T0 + 4, T0 + 5)
+        events = got["events"]
+        assert [(e["kind"], e["part"], e["at"]) for e in events] == [
+            ("accepted", None, T0),
+            ("attempt_failed", 0, T0 + 2),
+            ("submitted", 0, T0 + 3),
+            ("submitted", 1, T0 + 3),
+            ("final", None, T0 + 4),
+            ("reported", None, T0 + 5),
+        ]
+        assert [e["carrier_msg_id"] for e in events[2:4]] == ["K-1", "K-2"]
+        assert (events[4]["state"], events[4]["code"]) == ("UNDELIVERABLE", 2001)
+        bulk = await store.get_message("bulk299")
+        assert bulk is not None
+        assert len(bulk["events"]) == 5
+
+        # Reported again after a restart: the row moves on, history says so.
+        assert store.record(done("m3", reported_at=T0 + 60))
+        await store.flush()
+        again = await store.get_message("m3")
+        assert again is not None
+        assert again["reported_at"] == T0 + 60
+        assert [e["kind"] for e in again["events"]].count("reported") == 2
+        assert [e["kind"] for e in again["events"]].count("submitted") == 2
+
+        # No report asked for: no reported event, reported_at stays empty.
+        assert store.record(done("m4", reported_at=None))
+        await store.flush()
+        quiet = await store.get_message("m4")
+        assert quiet is not None
+        assert quiet["reported_at"] is None
+        assert "reported" not in [e["kind"] for e in quiet["events"]]
+        with pytest.raises(ValueError, match="unknown state"):
+            store.record(("done", *done("m5")[1:11], "GONE", *done("m5")[12:]))
+
+
 @pytest.mark.asyncio
 async def test_history_gives_row_and_events_in_arrival_order(store: Store) -> None:
     """A two-part message retried on another carrier reads back as it happened,
