@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -41,6 +39,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from bench.proc import cpu_s, machine_info, usable_cores
 from simulators.link import tune_gc
 from simulators.upstream import UpstreamClient, make_pdu_factory
 
@@ -52,43 +51,11 @@ CLIENT_CORE = 1
 _LISTENING_RE = re.compile(r"listening on (\S+):(\d+)")
 
 
-def _cpus() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return list(range(os.cpu_count() or 1))
-
-
 def _pin(core: int) -> Callable[[], None]:
     def pin() -> None:
         os.sched_setaffinity(0, {core})
 
     return pin
-
-
-def machine_info(cores: list[int]) -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        loop = f"uvloop {importlib.metadata.version('uvloop')}"
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency
-        loop = "asyncio"
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "cpus_usable": len(cores),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "loop": loop,
-    }
 
 
 def start_simulator(
@@ -183,24 +150,14 @@ async def drive(args: argparse.Namespace, port: int) -> tuple[dict[str, Any], bo
     return client.summary(), complete
 
 
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def one_run(args: argparse.Namespace, cores: list[int]) -> dict[str, Any]:
     proc, port = start_simulator(args, cores)
     try:
-        sim_cpu0 = _cpu_s(proc.pid)
+        sim_cpu0 = cpu_s(proc.pid)
         own0 = time.process_time()
         summary, complete = _run_loop(drive(args, port))
         own_cpu = time.process_time() - own0
-        sim_cpu1 = _cpu_s(proc.pid)
+        sim_cpu1 = cpu_s(proc.pid)
         carrier = stop_simulator(proc)
     finally:
         if proc.poll() is None:
@@ -256,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.count <= 0 or args.count > 5_000_000 or args.runs < 1:
         ap.error("--count must be in 1..5,000,000 and --runs >= 1")
 
-    cores = _cpus()
+    cores = usable_cores()
     if len(cores) >= 2:
         os.sched_setaffinity(0, {cores[CLIENT_CORE]})
     # The load client runs in this process: the same GC settings as the

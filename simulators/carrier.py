@@ -50,7 +50,9 @@ In order, per PDU:
 
 Receipts
 --------
-Delay ~ log-normal(mu = ln median, sigma = (ln p99 − ln median) / 2.326); the
+Delay ~ log-normal(mu = ln median, sigma = (ln p99 − ln median) / 2.326), or
+uniform on [0, ``receipt_uniform_max_s``] when that is set (a bounded spread
+for benchmarks); the
 message reaches its final state at submit + delay (query_sm reports ENROUTE
 before, the final state and ``final_date`` after). Scheduled receipts sit in
 a timing wheel of ``TICK_S`` buckets; a single timer (the *tick*, at most every
@@ -111,6 +113,7 @@ import dataclasses
 import heapq
 import json
 import math
+import os
 import random
 import re
 import signal
@@ -526,6 +529,8 @@ class CarrierSimulator:
         self._mix: list[int] = table
         self._mu, self._sigma = p.lognormal_params()
         self._median = p.receipt_median_s
+        self._uniform_max = p.receipt_uniform_max_s
+        self._uniform = self._delay_rng.random
         self._gauss = self._delay_rng.gauss
         self._dedup_max = p.dedup_max_keys
         self._tps = float(p.tps_per_bind)
@@ -1110,7 +1115,9 @@ class CarrierSimulator:
         else:
             self._code_counts[code] += 1
             sigma = self._sigma
-            if sigma > 0.0:  # log-normal (module doc)
+            if self._uniform_max > 0.0:  # bounded (module doc)
+                due = now + self._uniform_max * self._uniform()
+            elif sigma > 0.0:  # log-normal (module doc)
                 due = now + _exp(self._mu + sigma * self._gauss(0.0, 1.0))
             else:
                 due = now + self._median
@@ -1143,8 +1150,11 @@ class CarrierSimulator:
         store.pop(n - self._store_size, None)
 
     def draw_delay(self) -> float:
-        """One receipt delay in seconds: log-normal with the profile's median and
-        p99 (the same draw the submit path inlines)."""
+        """One receipt delay in seconds: uniform on [0, receipt_uniform_max_s]
+        when that is set, else log-normal with the profile's median and p99
+        (the same draw the submit path inlines)."""
+        if self._uniform_max > 0.0:
+            return self._uniform_max * self._uniform()
         sigma = self._sigma
         if sigma <= 0.0:
             return self._median
@@ -1659,10 +1669,19 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--id-start", type=int, default=1, help="first message-id counter value")
     ap.add_argument("--receipt-median-s", type=float, help="receipt delay median (s)")
     ap.add_argument("--receipt-p99-s", type=float, help="receipt delay 99th percentile (s)")
+    ap.add_argument(
+        "--receipt-uniform-max-s",
+        type=float,
+        help="receipt delay uniform on [0, S] instead of log-normal (0 = off)",
+    )
     ap.add_argument("--tps-per-bind", type=float, help="submits/s per bind (0 = unlimited)")
     ap.add_argument("--window", type=int, help="unanswered requests per bind")
     ap.add_argument("--receipt-window", type=int, help="deliver_sm outstanding per bind")
     ap.add_argument("--max-binds", type=int, help="binds per system_id (0 = unlimited)")
+    ap.add_argument(
+        "--ready-file",
+        help='once listening, write {"port": P, "pid": PID} as JSON here (atomically)',
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -1684,6 +1703,14 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _write_ready_file(path: str, info: dict[str, Any]) -> None:
+    # Written once at start-up, then renamed: a reader never sees half a file.
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(info))
+    os.replace(tmp, path)
+
+
 def _run(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     try:
         import uvloop
@@ -1701,7 +1728,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(args_list)
     prog = "relay-sim carrier"
     overrides: dict[str, Any] = {}
-    for flag in ("receipt_median_s", "receipt_p99_s", "tps_per_bind", "window"):
+    for flag in (
+        "receipt_median_s",
+        "receipt_p99_s",
+        "receipt_uniform_max_s",
+        "tps_per_bind",
+        "window",
+    ):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     for flag in ("receipt_window", "max_binds"):
@@ -1744,6 +1777,8 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if args.ready_file:  # after the handlers: a SIGTERM from then on prints accounting
+            _write_ready_file(args.ready_file, {"port": sim.port, "pid": os.getpid()})
         await stop.wait()
         await sim.stop()
         return sim.accounting()

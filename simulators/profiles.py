@@ -146,6 +146,12 @@ class CarrierProfile:
     receipt_p99_s: float = 60.0
     """99th percentile of the receipt delay (seconds), ≥ the median."""
 
+    receipt_uniform_max_s: float = 0.0
+    """When > 0, the receipt delay is uniform on [0, this] seconds instead of
+    log-normal (``receipt_median_s``/``receipt_p99_s`` are then unused): a
+    bounded spread, so a benchmark measures the relay rather than a long tail
+    of the delay distribution. 0 = off (log-normal)."""
+
     receipt_retry_s: float = 1.0
     """Seconds before re-sending a receipt the ESME answered with an error status."""
 
@@ -280,6 +286,7 @@ def _validate(p: CarrierProfile) -> None:
     for key in (
         "tps_per_bind",
         "receipt_median_s",
+        "receipt_uniform_max_s",
         "receipt_retry_s",
         "enquire_link_interval_s",
         "inactivity_timeout_s",

@@ -50,6 +50,14 @@ to ``max_retries`` times with exponential backoff), ``RESPONSE_TIMEOUT`` (SMPP
 ``CONNECTION_CLOSED`` (listed unacknowledged when its bind closed). The last
 two appear in ``rejected_by_status`` under those names.
 
+Reconnecting: :meth:`UpstreamClient.reconnect` opens a fresh set of binds
+after the old ones closed (an SMSC that crashed and restarted) and keeps every
+record, so receipts owed for messages acknowledged before arrive on the new
+binds and complete them. Each set of binds is an *epoch*: a second final
+receipt for a message in the same epoch is a duplicate (``duplicate_receipts``,
+the SMSC sent it twice); one in a later epoch is ``redelivered_receipts`` (an
+SMSC that lost the fact that the first was acknowledged, e.g. across a crash).
+
 Memory is bounded by the number of messages: per-message arrays, one dict of
 canonical ids (to tell a duplicate receipt from an unknown one), the parked
 receipts (capped) and per-bind in-flight maps (capped by the window).
@@ -508,7 +516,13 @@ class UpstreamClient:
         self._rcpt_by_code: dict[int | None, int] = {}
         self._intermediate = 0
         self._duplicates = 0
+        self._redelivered = 0
         self._unknown = 0
+        # Bind epochs (module doc): the epoch of a first final receipt, recorded
+        # only from epoch 1 on (absent = epoch 0), so a client that never
+        # reconnects pays nothing for it.
+        self._epoch = 0
+        self._rcpt_epoch: dict[int, int] = {}
         self._mo = 0
         self._bad_resp_ids = 0
         self._duplicate_resp_ids = 0
@@ -622,6 +636,40 @@ class UpstreamClient:
             task.cancel()
         self._tx = []
         self._connected = False
+
+    async def reconnect(self) -> None:
+        """Open and bind a fresh set of connections once the previous ones are
+        gone (e.g. the SMSC was restarted), keeping every message record.
+
+        Connections still open are aborted first; their in-flight submits end
+        ``CONNECTION_CLOSED`` (not acknowledged). Receipts parked for a
+        submit_sm_resp that can no longer arrive count as unknown. Starts a new
+        epoch (module doc). Messages never acknowledged are not resubmitted:
+        that is the caller's choice (a new :meth:`run`).
+
+        Raises:
+            BindError, LinkClosedError, OSError, TimeoutError: as :meth:`connect`;
+                the client is then not connected and :meth:`reconnect` may be
+                called again.
+            RuntimeError: the client is closing or a run() is active.
+        """
+        if self._closing:
+            raise RuntimeError("the client is closing")
+        if self._run_done is not None:
+            raise RuntimeError("reconnect() during a run()")
+        for b in self._binds:
+            if b.link is not None and not b.link.closed.is_set():
+                b.link.abort()
+        for b in self._binds:
+            if b.link is not None:
+                await b.link.closed.wait()
+        self._binds = []
+        self._tx = []
+        self._connected = False
+        self._unknown += len(self._parked)
+        self._parked.clear()
+        self._epoch += 1
+        await self.connect()
 
     # ------------------------------------------------------------------ submitting
 
@@ -762,13 +810,41 @@ class UpstreamClient:
         """Messages allocated so far (submit() calls plus run() counts)."""
         return len(self._sub_at)
 
+    def counters(self) -> dict[str, int]:
+        """A cheap snapshot of the running counts (for a progress display):
+        submitted, accepted, rejected, receipts, in_flight, missing_receipts
+        (accepted, receipt expected, none yet). No sorting, unlike :meth:`summary`."""
+        return {
+            "submitted": self._submitted,
+            "accepted": self._accepted,
+            "rejected": sum(self._rejected.values()),
+            "receipts": self._receipts,
+            "in_flight": self._inflight,
+            "missing_receipts": self._receipts_pending,
+        }
+
+    def message_times(
+        self,
+    ) -> tuple[list[float | None], list[float | None], list[float | None], list[bool]]:
+        """Copies of the per-message times, in message-index order:
+        (submitted_at, resp_at, receipt_at, accepted), on the
+        :class:`MessageRecord` clock (``time.monotonic()``); None where it did
+        not happen. For per-second timelines, computed after a run."""
+        return (
+            list(self._sub_at),
+            list(self._resp_at),
+            list(self._rcpt_at),
+            [s == _S_OK for s in self._status],
+        )
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready snapshot: counts, rates and latency percentiles.
 
         Keys: submitted, accepted, rejected, rejected_by_status {name: n},
         receipts (final receipts matched), receipts_by_stat, receipts_by_code
         (``"none"`` when a receipt had no result code), missing_receipts,
-        duplicate_receipts, unknown_receipts (no matching message; includes
+        duplicate_receipts (same epoch), redelivered_receipts (a later epoch:
+        see :meth:`reconnect`), epochs, unknown_receipts (no matching message; includes
         receipts still parked), intermediate_receipts, mo_received,
         elapsed_s (first submit → last response or receipt),
         submit_rate_per_s / accept_rate_per_s (over submit_span_s: first submit
@@ -814,6 +890,8 @@ class UpstreamClient:
             ),
             "missing_receipts": self._receipts_pending,
             "duplicate_receipts": self._duplicates,
+            "redelivered_receipts": self._redelivered,
+            "epochs": self._epoch + 1,
             "unknown_receipts": self._unknown + len(self._parked),
             "intermediate_receipts": self._intermediate,
             "mo_received": self._mo,
@@ -1222,8 +1300,13 @@ class UpstreamClient:
             self._intermediate += 1
             return
         if self._rcpt_at[idx] is not None:
-            self._duplicates += 1
+            if self._rcpt_epoch.get(idx, 0) == self._epoch:
+                self._duplicates += 1
+            else:
+                self._redelivered += 1
             return
+        if self._epoch:
+            self._rcpt_epoch[idx] = self._epoch
         self._rcpt_at[idx] = at
         self._rcpt_stat[idx] = stat
         self._rcpt_code[idx] = code

@@ -132,6 +132,45 @@ def test_receipt_delay_is_lognormal_with_the_profile_median_and_p99() -> None:
     assert draws[int(0.99 * len(draws))] == pytest.approx(0.1, rel=0.2)
 
 
+def test_uniform_receipt_delay_is_bounded_and_spread_over_the_interval() -> None:
+    """receipt_uniform_max_s replaces the log-normal tail with a bounded spread:
+    every delay in [0, max], mean ~max/2, both ends of the interval reached."""
+    sim = CarrierSimulator(
+        load_profile("kt", receipt_uniform_max_s=0.1, receipt_median_s=3.0, receipt_p99_s=60.0),
+        seed=1,
+        port=0,
+    )
+    draws = [sim.draw_delay() for _ in range(20_000)]
+    assert all(0.0 <= d <= 0.1 for d in draws)
+    assert statistics.mean(draws) == pytest.approx(0.05, rel=0.03)
+    assert min(draws) < 0.001
+    assert max(draws) > 0.099
+    # Off (0, the default) keeps the log-normal draw.
+    assert load_profile("kt").receipt_uniform_max_s == 0.0
+    with pytest.raises(ProfileError, match="receipt_uniform_max_s must be >= 0"):
+        load_profile("kt", receipt_uniform_max_s=-1.0)
+
+
+@pytest.mark.asyncio
+async def test_uniform_receipt_delay_on_the_wire(
+    make_carrier: MakeCarrier, connect_esme: ConnectEsme
+) -> None:
+    """Receipts of a uniform-delay simulator all come back within the bound."""
+    sim = await make_carrier(
+        "skt", receipt_uniform_max_s=0.05, receipt_median_s=3.0, receipt_p99_s=60.0
+    )
+    esme = await bound_esme(connect_esme, sim.port)
+    async with asyncio.timeout(10):
+        t0 = time.monotonic()
+        for i in range(20):
+            await esme.submit(f"0101234{i:04d}", b"bounded")
+        for _ in range(20):
+            await esme.receipt()
+        # 20 sequential submits plus the bound plus one tick of the timing wheel.
+        assert time.monotonic() - t0 < 2.0
+    await esme.close()
+
+
 # ============================================================================ formats per profile
 
 # (resp id pattern, receipt text id from the resp id, date digits, state TLVs, id policy)
@@ -867,9 +906,11 @@ async def test_smpplib_client_binds_submits_and_gets_its_receipt(
 
 @pytest.mark.asyncio
 async def test_cli_subprocess_prints_one_json_object_on_sigterm(
-    connect_esme: ConnectEsme,
+    connect_esme: ConnectEsme, tmp_path: Path
 ) -> None:
-    """relay-sim carrier as a real process: SIGTERM → one JSON object, exit 0."""
+    """relay-sim carrier as a real process: the bound port on stderr and in the
+    --ready-file ({"port", "pid"}), SIGTERM → one JSON object, exit 0."""
+    ready = tmp_path / "sim.ready.json"
     async with asyncio.timeout(30):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -887,6 +928,8 @@ async def test_cli_subprocess_prints_one_json_object_on_sigterm(
             "0.05",
             "--response-delay-ms",
             "1",
+            "--ready-file",
+            str(ready),
             cwd=str(ROOT),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -895,6 +938,11 @@ async def test_cli_subprocess_prints_one_json_object_on_sigterm(
             assert proc.stderr is not None
             line = (await proc.stderr.readline()).decode()
             port = int(line.strip().rsplit(":", 1)[1])
+            for _ in range(1000):  # written right after that line, once signals are handled
+                if ready.exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert json.loads(ready.read_text()) == {"port": port, "pid": proc.pid}
             esme = await bound_esme(connect_esme, port)
             for _ in range(2):
                 await esme.submit(DELIVERED, b"twice")
