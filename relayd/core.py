@@ -132,6 +132,7 @@ class Relay:
         self.unknown_receipts = 0
         self._date_cache: dict[int, str] = {}
         self.accepting = True
+        self._parked_count: dict[str, int] = {}  # per carrier
         self._reported_ids: list[str] = []
         self._reported_handle: asyncio.Handle | None = None
 
@@ -316,6 +317,7 @@ class Relay:
             msg.state = SUBMITTED
         parked = self.parked.pop(key, None)
         if parked is not None:
+            self._parked_count[carrier] -= 1
             self.on_carrier_receipt(carrier, parked[0], parked[1])
 
     def on_part_rejected(self, msg: Msg, carrier: str, status: int) -> None:
@@ -361,10 +363,18 @@ class Relay:
         key = (carrier, canonical)
         entry = self.by_carrier_id.get(key)
         if entry is None:
-            if key not in self.parked and len(self.parked) < 100_000:
+            if key not in self.parked and self._parked_count.get(carrier, 0) < self._in_flight(
+                carrier
+            ):
                 # Maybe its submit_sm_resp is still on its way (another bind, or
                 # not yet processed): park it briefly, answered once matched.
+                # Only while submits to this carrier await their answer, and
+                # never more than them: a parked receipt holds a slot of the
+                # carrier's receipt window, and after a restart the carrier
+                # resends receipts of messages long finished — those must be
+                # answered at once, not block every other receipt for 5 s.
                 self.parked[key] = (receipt, ack)
+                self._parked_count[carrier] = self._parked_count.get(carrier, 0) + 1
                 self.loop.call_later(5.0, self._expire_parked, key)
                 return
             self.unknown_receipts += 1
@@ -399,9 +409,16 @@ class Relay:
         if not self._finalise(msg, final, ack):
             ack(0)
 
+    def _in_flight(self, carrier: str) -> int:
+        """Submits to ``carrier`` awaiting their submit_sm_resp (its binds' windows)."""
+        pool = self.carriers
+        c = pool.carriers.get(carrier) if pool is not None else None
+        return 0 if c is None else sum(len(b.inflight) for b in c.binds)
+
     def _expire_parked(self, key: tuple[str, str]) -> None:
         entry = self.parked.pop(key, None)
         if entry is not None:
+            self._parked_count[key[0]] -= 1
             # Still unmatched after the grace: acknowledge, count, log (issue 4).
             self.unknown_receipts += 1
             self.metrics.receipt_unknown(key[0])

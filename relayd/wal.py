@@ -1076,37 +1076,51 @@ class Wal:
         loop = self._loop
         batch: list[Any] = []
         rotate_fut: asyncio.Future[Any] | None = None
+        # The executor job of the batch in flight (``batch``/``rotate_fut`` are
+        # its waiters), or None.
+        job: asyncio.Future[tuple[float, int, int, list[int]]] | None = None
         try:
             while True:
-                if not self._q_data:
-                    if self._closing:
-                        return
-                    self._waiter = loop.create_future()
-                    try:
-                        await self._waiter
-                    finally:
-                        self._waiter = None
-                    continue
-                chunks, batch, rotate_fut = self._take_batch()
-                try:
-                    fsync_s, nbytes, seq, created = await loop.run_in_executor(
+                if job is None:
+                    if not self._q_data:
+                        if self._closing:
+                            return
+                        self._waiter = loop.create_future()
+                        try:
+                            await self._waiter
+                        finally:
+                            self._waiter = None
+                        continue
+                    chunks, batch, rotate_fut = self._take_batch()
+                    job = loop.run_in_executor(
                         self._executor, self._flush, chunks, rotate_fut is not None
                     )
+                try:
+                    fsync_s, nbytes, seq, created = await job
                 except OSError as exc:
                     self._fail(exc, batch, rotate_fut)
                     return
                 # Durable: fdatasync returned for every record of the batch.
-                self._complete(batch, None)
-                if rotate_fut is not None and not rotate_fut.done():
-                    rotate_fut.set_result(seq)
-                self._completed += len(batch) + (rotate_fut is not None)
+                done_batch, done_rotate = batch, rotate_fut
+                job, batch, rotate_fut = None, [], None
+                if self._q_data:
+                    # Start the next group commit before telling this one's
+                    # waiters: the disk works while the loop runs their
+                    # callbacks (one executor thread keeps batches in order).
+                    chunks, batch, rotate_fut = self._take_batch()
+                    job = loop.run_in_executor(
+                        self._executor, self._flush, chunks, rotate_fut is not None
+                    )
+                self._complete(done_batch, None)
+                if done_rotate is not None and not done_rotate.done():
+                    done_rotate.set_result(seq)
+                self._completed += len(done_batch) + (done_rotate is not None)
                 waiters = self._flush_waiters
                 while waiters and waiters[0][0] <= self._completed:
                     done = waiters.popleft()[1]
                     if not done.done():
                         done.set_result(None)
-                self._account(len(batch), nbytes, fsync_s, seq, created)
-                batch, rotate_fut = [], None
+                self._account(len(done_batch), nbytes, fsync_s, seq, created)
         except asyncio.CancelledError:
             # A batch may be in the executor: its outcome is unknown, so it
             # must not be reported durable. Fail it and everything queued.

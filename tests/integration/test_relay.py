@@ -38,7 +38,7 @@ from protocol.pdu import (
     QuerySm,
     SubmitSm,
 )
-from protocol.receipt import parse_receipt
+from protocol.receipt import Receipt, parse_receipt
 from protocol.resultcodes import RESULT_CODES
 from protocol.tlv import Tlv
 from relayd.carriers import SENT
@@ -316,6 +316,21 @@ async def test_receipt_before_its_submit_resp_is_matched(make_rig: RigFactory) -
     assert_all_delivered(client.summary(), n)
     assert most_parked > 0, "no receipt overtook its response: the test proves nothing"
     assert relay.unknown_receipts == 0
+    assert not relay.parked
+
+
+async def test_stale_receipt_is_answered_at_once_when_nothing_is_in_flight(rig: Rig) -> None:
+    """After a restart a carrier resends receipts of messages finished long ago.
+    With no submit awaiting its answer on that carrier, such a receipt cannot be
+    overtaking one: it is answered (and counted unknown) at once, not parked for
+    5 s while it holds a slot of the carrier's receipt window."""
+    relay = rig.relay
+    answers: list[int] = []
+    stale = Receipt("4242", 1, 1, "2601010000", "2601010001", "DELIVRD", "000", "")
+    assert relay._in_flight("skt") == 0
+    relay.on_carrier_receipt("skt", stale, answers.append)
+    assert answers == [0]
+    assert relay.unknown_receipts == 1
     assert not relay.parked
 
 
