@@ -179,11 +179,22 @@ class CarrierBind:
             self.bound = True
             self.bound_this_connection = True
             self.carrier.attempt_failures = 0
-            log.info("bound %s to %s", self.name, self.carrier.cfg.host)
+            log.info(
+                "carrier bind %s up (%s:%s)",
+                self.name,
+                self.carrier.cfg.host,
+                self.carrier.cfg.port,
+                extra={"event": "carrier_bind_up", "carrier": self.carrier.name, "bind": self.name},
+            )
             relay.metrics.carrier_binds(self.carrier.name, self.carrier.bound_count())
             relay.dispatch_soon()
         elif et is BindFailed:
-            log.warning("bind %s refused: status 0x%08X", self.name, event[0])
+            log.warning(
+                "carrier bind %s refused: status 0x%08X",
+                self.name,
+                event[0],
+                extra={"event": "carrier_bind_refused", "carrier": self.carrier.name},
+            )
             link.close()
         elif et is ConnectionClosed:
             was_bound = self.bound
@@ -193,7 +204,17 @@ class CarrierBind:
             for msg in lost.values():
                 relay.on_part_lost(msg)
             if was_bound:
-                log.warning("carrier bind %s closed: %s", self.name, event[0].value)
+                log.log(
+                    logging.INFO if self.carrier.stopping else logging.WARNING,
+                    "carrier bind %s down: %s",
+                    self.name,
+                    event[0].value,
+                    extra={
+                        "event": "carrier_bind_down",
+                        "carrier": self.carrier.name,
+                        "bind": self.name,
+                    },
+                )
             relay.metrics.carrier_binds(self.carrier.name, self.carrier.bound_count())
             relay.dispatch_soon()
 
@@ -229,7 +250,16 @@ class CarrierBind:
             except OSError as exc:
                 failures += 1
                 delay = self._backoff(failures)
-                log.debug("connect %s failed (%s); retry in %.2fs", self.name, exc, delay)
+                # The first failure of a streak is worth an operator's attention;
+                # the retries behind it (backoff up to reconnect_max_s) are not.
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "carrier bind %s cannot connect (%s); reconnecting in %.2fs",
+                    self.name,
+                    exc,
+                    delay,
+                    extra={"event": "carrier_reconnect", "carrier": self.carrier.name},
+                )
                 await asyncio.sleep(delay)
                 continue
             self.link = link
@@ -371,6 +401,8 @@ class CarrierPool:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         self.carriers = {c.name: Carrier(c, relay) for c in relay.config.carriers}
+        for name in self.carriers:
+            relay.metrics.carrier_drained(name, False)
 
     def start(self) -> None:
         for c in self.carriers.values():
@@ -409,6 +441,37 @@ class CarrierPool:
             self.relay.on_part_rejected(msg, last, S.ESME_RINVMSGLEN)
             return True
         return False
+
+    def set_drained(self, name: str, drained: bool) -> bool:
+        """Take carrier ``name`` out of rotation (``drained``) or put it back.
+
+        A drained carrier gets no new submit: :meth:`pick` skips it, so its
+        routes' queued messages (and retries) go to the next carrier of their
+        route, or wait if none is left. Its binds stay up: submits already in
+        its windows finish normally and its receipts keep arriving. Not
+        persisted: a restart undrains.
+
+        Returns:
+            True if the state changed.
+
+        Raises:
+            KeyError: no such carrier.
+        """
+        carrier = self.carriers[name]
+        if carrier.drained == drained:
+            return False
+        carrier.drained = drained
+        self.relay.metrics.carrier_drained(name, drained)
+        inflight = sum(len(b.inflight) for b in carrier.binds)
+        log.warning(
+            "carrier %s %s (%d submits in its windows)",
+            name,
+            "drained: no new submits" if drained else "undrained: back in rotation",
+            inflight,
+            extra={"event": "carrier_drained" if drained else "carrier_undrained", "carrier": name},
+        )
+        self.relay.dispatch_soon()
+        return True
 
     async def stop(self, grace_s: float) -> None:
         await asyncio.gather(*(c.stop(grace_s) for c in self.carriers.values()))

@@ -69,11 +69,15 @@ __all__ = [
     "BUILTIN_TEMPORARY_STATUSES",
     "AccountConfig",
     "AccountType",
+    "AdminConfig",
     "BindType",
     "CarrierBindType",
     "CarrierConfig",
     "Config",
     "ConfigError",
+    "LogConfig",
+    "LogFormat",
+    "LogLevel",
     "MetricsConfig",
     "RetryConfig",
     "RouteConfig",
@@ -413,6 +417,23 @@ def _password_hash(value: Any, key: str) -> str:
     return encoded
 
 
+# Admin tokens travel in an HTTP header (Authorization: Bearer ...): visible
+# ASCII, no spaces. 16 characters at least, so a token cannot be guessed by
+# hand; `openssl rand -hex 32` or `python -c 'import secrets; print(secrets.token_urlsafe())'`.
+_TOKEN_MIN: Final = 16
+_TOKEN_RE: Final = re.compile(r"[!-~]+")
+
+
+def _token(value: Any, key: str) -> str:
+    """An admin token: "" (none) or >= 16 visible ASCII characters."""
+    token: str = _str()(value, key)
+    if token and (len(token) < _TOKEN_MIN or not _TOKEN_RE.fullmatch(token)):
+        raise ConfigError(
+            f"a token is at least {_TOKEN_MIN} visible ASCII characters without spaces", key=key
+        )
+    return token
+
+
 def _id_policy(value: Any, key: str) -> str:
     """A :data:`protocol.msgid.PRESETS` name, normalised as policy_from_name reads it."""
     name: str = _str(1)(value, key)
@@ -484,6 +505,25 @@ class CarrierBindType(StrEnum):
     TRANSMITTER_RECEIVER = "transmitter+receiver"
     """A bind_transmitter and a bind_receiver per connection pair, for SMSCs
     without transceiver support (SMPP 3.3 heritage)."""
+
+
+class LogLevel(StrEnum):
+    """relayd's log level (:mod:`relayd.logs`); changeable at run time."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class LogFormat(StrEnum):
+    """How log lines are written."""
+
+    TEXT = "text"
+    """``time LEVEL logger message event=NAME``"""
+    JSON = "json"
+    """One JSON object per line (ts, level, logger, msg, fields, exc)."""
 
 
 # SMPP 3.4 §5.1.3 statuses a carrier may answer that do not condemn the
@@ -585,6 +625,103 @@ class MetricsConfig:
 
     port: int = field(default=9775, metadata=_spec(_port_or_ephemeral))
     """TCP port; 0 = ephemeral (tests)."""
+
+    def __post_init__(self) -> None:
+        _convert_fields(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminConfig:
+    """``[admin]``: the operator API (``/admin/*``, used by ``relayctl``).
+
+    Served by the same HTTP listener as ``/metrics`` ([metrics] host and port),
+    on the event loop. Read commands (status, accounts, binds, msg, the log
+    level) need no token unless a read token is set; write commands (drain,
+    undrain, log-level LEVEL) need the write token, and are disabled while none
+    is configured. Tokens go in ``Authorization: Bearer <token>``.
+    """
+
+    enabled: bool = field(default=True, metadata=_spec(_bool))
+    """Serve /admin/* at all."""
+
+    token: str = field(default="", repr=False, metadata=_spec(_token, secret=True))
+    """The write token (>= 16 visible ASCII characters). "" with token_file ""
+    = write commands disabled."""
+
+    token_file: str = field(default="", metadata=_spec(_str()))
+    """A file whose first line is the write token (instead of ``token``; keeps
+    it out of the configuration). Relative to the configuration file's directory."""
+
+    read_token: str = field(default="", repr=False, metadata=_spec(_token, secret=True))
+    """If set (or read_token_file), read commands need it or the write token.
+    "" = read commands are open to whoever reaches the endpoint."""
+
+    read_token_file: str = field(default="", metadata=_spec(_str()))
+    """A file whose first line is the read token (instead of ``read_token``)."""
+
+    loopback_only: bool = field(default=True, metadata=_spec(_bool))
+    """Answer /admin/* only to loopback peers (127.0.0.0/8, ::1), even when
+    [metrics] listens on another address for Prometheus."""
+
+    request_timeout_s: float = field(default=5.0, metadata=_spec(_float(above=True)))
+    """Seconds a client has to send its whole request, and again to read the
+    response; a slower client is disconnected (it never holds the loop)."""
+
+    max_request_bytes: int = field(default=16384, metadata=_spec(_int(1024, 1048576)))
+    """Largest request (request line, headers and body) accepted (bytes); beyond
+    → 413/431. Admin requests are tiny; 16 KiB is h11's default order of magnitude."""
+
+    max_connections: int = field(default=32, metadata=_spec(_int(1)))
+    """Simultaneous HTTP connections (scrapes and relayctl) (count); beyond, a
+    new one is closed at once."""
+
+    def __post_init__(self) -> None:
+        _convert_fields(self)
+        for inline, path in (("token", "token_file"), ("read_token", "read_token_file")):
+            if getattr(self, inline) and getattr(self, path):
+                raise ConfigError(f"set {inline} or {path}, not both", key=path)
+        if self.token and self.token == self.read_token:
+            raise ConfigError("must differ from token", key="read_token")
+
+    def tokens(self) -> tuple[str, str]:
+        """``(write token, read token)``, each "" if not configured; files are read now.
+
+        Raises:
+            ConfigError: a token file cannot be read or holds no valid token.
+        """
+        return (
+            self._load(self.token, self.token_file, "token_file"),
+            self._load(self.read_token, self.read_token_file, "read_token_file"),
+        )
+
+    @staticmethod
+    def _load(inline: str, path: str, key: str) -> str:
+        if not path:
+            return inline
+        try:
+            with open(path, encoding="utf-8") as f:
+                line = f.readline().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", key=key) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text", key=key) from None
+        if not line:
+            raise ConfigError(f"{path} holds no token", key=key)
+        return str(_token(line, key))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """``[log]``: relayd's log lines (:mod:`relayd.logs`) on stderr."""
+
+    level: LogLevel = field(default=LogLevel.INFO, metadata=_spec(_enum(LogLevel)))
+    """debug | info | warning | error | critical. ``relayd run --log-level`` and
+    RELAYD_LOG_LEVEL override it; changeable at run time (relayctl log-level,
+    SIGUSR1 = debug, SIGUSR2 = back to this)."""
+
+    format: LogFormat = field(default=LogFormat.TEXT, metadata=_spec(_enum(LogFormat)))
+    """text | json (one object per line). Either way phone numbers are masked
+    and message bodies never written."""
 
     def __post_init__(self) -> None:
         _convert_fields(self)
@@ -849,6 +986,12 @@ class Config:
     metrics: MetricsConfig = field(default=MetricsConfig(), metadata=_spec(_table(MetricsConfig)))
     """``[metrics]``: the Prometheus endpoint."""
 
+    admin: AdminConfig = field(default=AdminConfig(), metadata=_spec(_table(AdminConfig)))
+    """``[admin]``: the operator API beside /metrics."""
+
+    log: LogConfig = field(default=LogConfig(), metadata=_spec(_table(LogConfig)))
+    """``[log]``: log level and format."""
+
     wal: WalConfig = field(default=WalConfig(), metadata=_spec(_table(WalConfig)))
     """``[wal]``: the write-ahead log."""
 
@@ -895,6 +1038,15 @@ class Config:
         if not self.store.path.is_absolute():
             store = dataclasses.replace(self.store, path=data_dir / self.store.path)
             object.__setattr__(self, "store", store)
+        # Admin token files, like data_dir, against the file's directory.
+        if self.source is not None:
+            files = {
+                name: os.path.abspath(self.source.parent / getattr(self.admin, name))
+                for name in ("token_file", "read_token_file")
+                if getattr(self.admin, name) and not os.path.isabs(getattr(self.admin, name))
+            }
+            if files:
+                object.__setattr__(self, "admin", dataclasses.replace(self.admin, **files))
 
         accounts = self._index(self.accounts, "accounts", "system_id")
         carriers = self._index(self.carriers, "carriers", "name")
@@ -1028,6 +1180,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         config = _build(Config, raw, "", source=source)
         _prepare_data_dir(config.data_dir)
+        try:
+            write, read = config.admin.tokens()
+        except ConfigError as exc:
+            raise exc.within("admin") from None
+        if write and write == read:
+            raise ConfigError("holds the same token as token_file", key="admin.read_token_file")
     except ConfigError as exc:
         raise exc.located(label) from None
     return config

@@ -7,9 +7,11 @@
 Start-up order (architecture.md §3): open the store, load its checkpoint, open
 the WAL (a torn tail is cut), replay it, rebuild queues/correlation/reports —
 all before the listener accepts a single bind. Then the carrier binds, the
-upstream listener, /metrics. SIGTERM: stop accepting binds, unbind upstream
-sessions, drain carrier windows within the grace time, flush the WAL, exit 0.
-SIGHUP: reload accounts and routes without dropping binds.
+upstream listener, the HTTP endpoint (/metrics and /admin/*, relayd/admin.py).
+SIGTERM: stop accepting binds, unbind upstream sessions, drain carrier windows
+within the grace time, flush the WAL, exit 0. SIGHUP: reload accounts and
+routes without dropping binds. SIGUSR1: log at debug; SIGUSR2: back to the
+configured level (relayd/logs.py).
 """
 
 from __future__ import annotations
@@ -30,14 +32,6 @@ from typing import Any
 log = logging.getLogger("relayd")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 class Daemon:
     """Owns the relay's parts and their lifecycle."""
 
@@ -47,6 +41,13 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ready: dict[str, Any] = {}
+        self.started_at = time.time()
+        self.last_checkpoint_at: float | None = None
+        self.admin: Any = None
+        from relayd.logs import RecentRecords
+
+        # Recent warnings and errors for `relayctl status` (redacted, bounded).
+        self.recent = RecentRecords()
 
     async def start(self) -> None:
         from relayd.carriers import CarrierPool
@@ -58,6 +59,8 @@ class Daemon:
 
         cfg = self.config
         t0 = time.monotonic()
+        self.started_at = time.time()
+        logging.getLogger("relayd").addHandler(self.recent)
         self.metrics = Metrics()
         data_dir = Path(cfg.data_dir)
         self.store = await Store.open(cfg.store.path)
@@ -87,6 +90,7 @@ class Daemon:
             ckpt_seq,
             replayed,
             " ".join(f"{k}={v}" for k, v in resumed.items()),
+            extra={"event": "recovered", "records": replayed, **resumed},
         )
         self.pool = CarrierPool(relay)
         relay.carriers = self.pool
@@ -94,17 +98,28 @@ class Daemon:
         self.upstream = UpstreamServer(relay)
         relay.upstream = self.upstream
         await self.upstream.start()
-        metrics_port = None
-        if cfg.metrics.enabled:
-            metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        from relayd.admin import AdminServer
+
+        # /metrics and /admin/* on one HTTP listener owned by the loop (relayd/admin.py).
+        self.admin = AdminServer(self)
+        http_port = await self.admin.start()
+        metrics_port = http_port if cfg.metrics.enabled else None
         self.ready = {
             "smpp_port": self.upstream.port,
             "metrics_port": metrics_port,
+            "admin_port": http_port if cfg.admin.enabled else None,
             "pid": os.getpid(),
             "recovery_s": round(recovery_s, 4),
             **resumed,
         }
-        log.info("ready: smpp %s:%s metrics %s", cfg.server.host, self.upstream.port, metrics_port)
+        log.info(
+            "ready: smpp %s:%s http %s:%s",
+            cfg.server.host,
+            self.upstream.port,
+            cfg.metrics.host,
+            http_port,
+            extra={"event": "ready", "smpp_port": self.upstream.port, "http_port": http_port},
+        )
         self._spawn(self._checkpoint_loop(), "checkpoint")
         self._spawn(self._gauges_loop(), "gauges")
 
@@ -140,12 +155,14 @@ class Daemon:
         seq = self.wal.rotate()
         blobs = self.relay.snapshot_blobs()
         await self.store.save_checkpoint(seq, blobs)
+        self.last_checkpoint_at = time.time()
         deleted = await self.wal.delete_segments_before(seq)
         log.info(
             "checkpoint at segment %d: %d live messages, %d segments deleted",
             seq,
             len(blobs),
             deleted,
+            extra={"event": "checkpoint", "segment": seq},
         )
         return True
 
@@ -169,17 +186,25 @@ class Daemon:
         try:
             new = reload_accounts_and_routes(self.config_path, self.config)
         except ConfigError as exc:
-            log.error("reload refused: %s", exc)
+            log.error("reload refused: %s", exc, extra={"event": "reload_refused"})
             return
         self.config = new
         self.relay.config = new
-        log.info("reloaded accounts and routes")
+        log.warning(
+            "reloaded accounts and routes: %d accounts, %d routes",
+            len(new.accounts),
+            len(new.routes),
+            extra={"event": "reloaded"},
+        )
 
     async def stop(self) -> None:
         grace = self.config.server.grace_s
         self.relay.accepting = False
         await self.upstream.stop(min(grace, 5.0))
         await self.pool.stop(grace)
+        if self.admin is not None:
+            await self.admin.stop()
+        logging.getLogger("relayd").removeHandler(self.recent)
         for t in list(self.tasks):
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -200,11 +225,28 @@ async def _serve(config: Any, config_path: str, ready_file: str | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop_event.set)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    loop.add_signal_handler(signal.SIGUSR1, _debug_logging)
+    loop.add_signal_handler(signal.SIGUSR2, _reset_logging)
     await daemon.stop_event.wait()
-    log.info("stopping")
+    log.info("stopping", extra={"event": "stopping"})
     await daemon.stop()
-    log.info("stopped")
+    log.info("stopped", extra={"event": "stopped"})
     return 0
+
+
+def _debug_logging() -> None:
+    from relayd import logs
+
+    previous = logs.set_level("debug")
+    log.warning("log level %s → debug (SIGUSR1)", previous, extra={"event": "log_level"})
+
+
+def _reset_logging() -> None:
+    from relayd import logs
+
+    previous = logs.reset_level()
+    level = logs.current_level()
+    log.warning("log level %s → %s (SIGUSR2)", previous, level, extra={"event": "log_level"})
 
 
 def _tune_gc() -> None:
@@ -243,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", default="conf/relayd.toml")
     run.add_argument("--ready-file", help="write the bound ports as JSON here once serving")
-    run.add_argument("--log-level", default=os.environ.get("RELAYD_LOG_LEVEL", "info"))
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("RELAYD_LOG_LEVEL"),
+        help="debug|info|warning|error|critical (default: [log] level, or RELAYD_LOG_LEVEL)",
+    )
     chk = sub.add_parser("check-config", help="validate a configuration file and exit")
     chk.add_argument("-c", "--config", default="conf/relayd.toml")
     hp = sub.add_parser("hash-password", help="print an scrypt hash for an account's password")
@@ -262,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config}: ok")
         return 0
-    _setup_logging(args.log_level)
+    from relayd import logs
+
+    try:
+        logs.configure(args.log_level or str(config.log.level), str(config.log.format))
+    except ValueError as exc:
+        print(f"relayd: --log-level: {exc}", file=sys.stderr)
+        return 2
     _tune_gc()
     with contextlib.suppress(ImportError):
         import uvloop

@@ -193,6 +193,12 @@ class Metrics:
         self.messages = Gauge(
             "relayd_messages_in_flight", "Acknowledged messages not yet reported", registry=r
         )
+        self.drained = Gauge(
+            "relayd_carrier_drained",
+            "1 while an operator has drained the carrier (relayctl drain)",
+            ["carrier"],
+            registry=r,
+        )
         self._children: dict[Any, Any] = {}
         self.wal_healthy.set(1)
         r.register(
@@ -251,6 +257,9 @@ class Metrics:
 
     def carrier_binds(self, carrier: str, n: int) -> None:
         self._child(self.binds, "carrier", carrier).set(n)
+
+    def carrier_drained(self, carrier: str, drained: bool) -> None:
+        self._child(self.drained, carrier).set(1 if drained else 0)
 
     def on_wal_batch(self, records: int, fsync_s: float) -> None:
         self.wal_batch.observe(records)

@@ -221,6 +221,7 @@ class UpstreamServer:
                 acct.system_id,
                 conn.bind_kind,
                 link.peer,
+                extra={"event": "upstream_bind", "account": acct.system_id},
             )
             self.relay.metrics.upstream_binds(acct.system_id, len(self.bound[acct.system_id]))
             if conn.bind_kind != "transmitter":
@@ -233,7 +234,11 @@ class UpstreamServer:
                 if conn in binds:
                     binds.remove(conn)
                     log.info(
-                        "unbind %s account=%s reason=%s", link.name, acct.system_id, event[0].value
+                        "unbind %s account=%s reason=%s",
+                        link.name,
+                        acct.system_id,
+                        event[0].value,
+                        extra={"event": "upstream_unbind", "account": acct.system_id},
                     )
                 self.relay.metrics.upstream_binds(acct.system_id, len(binds))
                 for msg in conn.receipts.values():
@@ -285,7 +290,11 @@ class UpstreamServer:
         if not link.is_open:
             return
         if not ok:
-            log.warning("bind refused for account=%s: bad password", acct.system_id)
+            log.warning(
+                "bind refused for account=%s: bad password",
+                acct.system_id,
+                extra={"event": "upstream_bind_refused", "account": acct.system_id},
+            )
             link.respond(req, S.ESME_RINVPASWD)
             return
         if len(self.bound.get(acct.system_id, ())) >= acct.max_binds:

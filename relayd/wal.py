@@ -1299,6 +1299,7 @@ class Wal:
                 self.directory,
                 reason,
                 exc_info=exc,
+                extra={"event": "wal_failed"},
             )
         pending = [*batch, *self._q_futs, *(f for _, f in self._flush_waiters)]
         if rotate_fut is not None:

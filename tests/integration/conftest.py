@@ -119,6 +119,7 @@ def relayd_config(
     wal: Mapping[str, Any] | None = None,
     store: Mapping[str, Any] | None = None,
     retry: Mapping[str, Any] | None = None,
+    admin: Mapping[str, Any] | None = None,
     carriers: Mapping[str, Mapping[str, Any]] | None = None,
     all_carriers: Mapping[str, Any] | None = None,
     accounts: Mapping[str, Mapping[str, Any]] | None = None,
@@ -139,6 +140,7 @@ def relayd_config(
         }
     )
     doc["metrics"].update(port=0)
+    doc["admin"].update(admin or {})
     doc["wal"].update({"segment_bytes": 1 << 20, **(wal or {})})
     doc["store"].update({"checkpoint_interval_s": 1.0, **(store or {})})
     doc["retry"].update(
@@ -244,6 +246,11 @@ class Rig:
     @property
     def metrics_port(self) -> int:
         return int(self.daemon.ready["metrics_port"])
+
+    @property
+    def admin_url(self) -> str:
+        """Where relayctl finds this relayd's admin endpoint."""
+        return f"http://127.0.0.1:{self.daemon.ready['admin_port']}"
 
     @property
     def relay(self) -> Any:

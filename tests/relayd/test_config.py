@@ -25,10 +25,12 @@ from protocol.segment import ConcatMethod
 from relayd import passwords
 from relayd.config import (
     AccountConfig,
+    AdminConfig,
     BindType,
     CarrierConfig,
     Config,
     ConfigError,
+    LogConfig,
     MetricsConfig,
     RetryConfig,
     RouteConfig,
@@ -131,6 +133,8 @@ def _toml_fields(cls: type) -> list[dataclasses.Field[Any]]:
 SECTIONS = {
     "server": ServerConfig,
     "metrics": MetricsConfig,
+    "admin": AdminConfig,
+    "log": LogConfig,
     "wal": WalConfig,
     "store": StoreConfig,
     "retry": RetryConfig,
@@ -822,3 +826,78 @@ def test_reload_reports_an_invalid_file(write: Any) -> None:
     with pytest.raises(ConfigError) as info:
         reload_accounts_and_routes(path, current)
     assert info.value.key == "routes[0].carriers[0]"
+
+
+# ----------------------------------------------------------------------------- [admin], [log]
+
+TOKEN = "w" * 16 + "-write-token"
+READ_TOKEN = "r" * 16 + "-read-token"
+
+
+def test_admin_token_file_is_relative_to_the_config_file(write: Any, tmp_path: Path) -> None:
+    """A relative token_file is resolved against the file's directory and read."""
+    doc = base_doc()
+    doc["admin"] = {"token_file": "secrets/admin.token", "read_token": READ_TOKEN}
+    path = write(doc)
+    (path.parent / "secrets").mkdir()
+    (path.parent / "secrets" / "admin.token").write_text(TOKEN + "\nignored\n")
+    config = load_config(path)
+    assert config.admin.token_file == str(path.parent / "secrets" / "admin.token")
+    assert config.admin.tokens() == (TOKEN, READ_TOKEN)
+    assert TOKEN not in repr(config)
+    assert READ_TOKEN not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("admin", "fragment"),
+    [
+        ({"token": "short"}, "admin.token: a token is at least 16 visible ASCII"),
+        ({"token": "has a space in it ok"}, "admin.token: a token is at least 16"),
+        ({"token": TOKEN, "token_file": "t"}, "admin.token_file: set token or token_file"),
+        ({"token": TOKEN, "read_token": TOKEN}, "admin.read_token: must differ from token"),
+        ({"token_file": "missing.token"}, "admin.token_file: cannot read"),
+        ({"tokn": TOKEN}, "admin.tokn: unknown key (did you mean 'token'?)"),
+        ({"max_request_bytes": 10}, "admin.max_request_bytes: must be 1024..1048576"),
+    ],
+)
+def test_bad_admin_settings_are_named(write: Any, admin: dict[str, Any], fragment: str) -> None:
+    doc = base_doc()
+    doc["admin"] = admin
+    error = load_error(write(doc))
+    assert fragment in str(error)
+    assert TOKEN not in str(error)
+
+
+def test_empty_token_file_is_named(write: Any) -> None:
+    doc = base_doc()
+    doc["admin"] = {"token_file": "empty.token"}
+    path = write(doc)
+    (path.parent / "empty.token").write_text("\n")
+    assert "admin.token_file: " in str(load_error(path))
+    assert "holds no token" in str(load_error(path))
+
+
+@pytest.mark.parametrize(
+    ("log", "fragment"),
+    [
+        ({"level": "verbose"}, "log.level: must be one of debug, info, warning, error, critical"),
+        ({"format": "xml"}, "log.format: must be one of text, json"),
+    ],
+)
+def test_bad_log_settings_are_named(write: Any, log: dict[str, Any], fragment: str) -> None:
+    doc = base_doc()
+    doc["log"] = log
+    assert fragment in str(load_error(write(doc)))
+
+
+def test_admin_tokens_need_a_restart(write: Any) -> None:
+    """SIGHUP reloads accounts and routes only; a token change is refused, unechoed."""
+    doc = base_doc()
+    path = write(doc)
+    config = load_config(path)
+    doc["admin"] = {"token": TOKEN}
+    write(doc)
+    with pytest.raises(ConfigError) as info:
+        reload_accounts_and_routes(path, config)
+    assert "admin.token: changed; restart relayd" in str(info.value)
+    assert TOKEN not in str(info.value)
