@@ -881,7 +881,10 @@ def _scan_wal(
         if needle not in data:
             continue
         for record, _end in iter_records(data):
-            if isinstance(record, list) and len(record) > 1 and record[1] == msg_id:
+            if not isinstance(record, list) or len(record) < 2:
+                continue
+            # An R record names every message reported in one loop turn.
+            if record[1] == msg_id or (record[0] == K_REPORTED and msg_id in record[2:]):
                 found.append(record)
     return found, False
 

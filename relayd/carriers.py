@@ -396,7 +396,7 @@ class Carrier:
 
 
 class CarrierPool:
-    """All carriers; ``pick(route)`` chooses where the next message of a route goes."""
+    """All carriers; ``submit(route, msg)`` chooses where the next message of a route goes."""
 
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -445,7 +445,7 @@ class CarrierPool:
     def set_drained(self, name: str, drained: bool) -> bool:
         """Take carrier ``name`` out of rotation (``drained``) or put it back.
 
-        A drained carrier gets no new submit: :meth:`pick` skips it, so its
+        A drained carrier gets no new submit: :meth:`submit` skips it, so its
         routes' queued messages (and retries) go to the next carrier of their
         route, or wait if none is left. Its binds stay up: submits already in
         its windows finish normally and its receipts keep arriving. Not

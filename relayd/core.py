@@ -133,6 +133,8 @@ class Relay:
         self._date_cache: dict[int, str] = {}
         self.accepting = True
         self._parked_count: dict[str, int] = {}  # per carrier
+        self._wal_refusals = 0
+        self._wal_refusal_logged_at = float("-inf")
         self._reported_ids: list[str] = []
         self._reported_handle: asyncio.Handle | None = None
 
@@ -452,7 +454,7 @@ class Relay:
                 durable,
             )
         except Exception:  # WAL full/failed: the final is re-derived after restart
-            log.exception("WAL refused a final record for %s", msg.id)
+            self._wal_refused("final", 1)
             recorded = False
         else:
             recorded = True
@@ -575,11 +577,23 @@ class Relay:
         try:
             self.wal.append_nowait([K_REPORTED, *ids])
         except Exception:
-            log.warning(
-                "WAL refused a reported record (%d messages); they will be reported "
-                "again after a restart",
-                len(ids),
-            )
+            self._wal_refused("reported", len(ids))
+
+    def _wal_refused(self, kind: str, n: int) -> None:
+        """Log WAL refusals once per 10 s with a count, not once per message: a
+        failed disk refuses every record, and the WAL already logged why."""
+        self._wal_refusals += n
+        now = self.loop.time()
+        if now - self._wal_refusal_logged_at < 10.0:
+            return
+        self._wal_refusal_logged_at = now
+        log.error(
+            "WAL refused %d records (latest: %s) since the last report; finals are "
+            "re-derived and reports repeated after a restart",
+            self._wal_refusals,
+            kind,
+        )
+        self._wal_refusals = 0
 
     def pending_reports(self, account: str) -> int:
         return len(self.reports.get(account, ()))

@@ -211,7 +211,6 @@ class Daemon:
         self.relay.flush_reported()
         await self.wal.close()
         await self.store.close()
-        self.metrics.close()
 
 
 async def _serve(config: Any, config_path: str, ready_file: str | None) -> int:

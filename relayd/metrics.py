@@ -23,7 +23,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from protocol.constants import status_name
@@ -274,15 +274,3 @@ class Metrics:
         self._queue_at = now
         for route, q in queues.items():
             self._child(self.queue, ",".join(route)).set(len(q))
-
-    def serve(self, host: str, port: int) -> int:
-        """Start the /metrics HTTP endpoint (a thread of prometheus_client); the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._http = server
-        return int(server.server_port)
-
-    def close(self) -> None:
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.shutdown()
-            http.server_close()
