@@ -95,10 +95,11 @@ def done(msg_id: str, *, reported_at: float | None = T0 + 5) -> tuple[Any, ...]:
 @pytest.mark.asyncio
 async def test_done_event_writes_a_whole_life_in_one_event(store: Store) -> None:
     """The relay records a finished message as one ``done`` event: it reads back
-    as the same row and events as recording each step, interleaved in time with
-    events recorded earlier (a failed attempt), many per batch (more rows than
-    one statement may bind), and a repeat (reported again after a crash)
-    refreshes the row."""
+    as the same row and events as recording each step (accepted, final and
+    reported derived from the row, submitted parts stored and still found by
+    carrier id), interleaved in time with events recorded earlier (a failed
+    attempt), many per batch (more rows than one statement may bind), and a
+    repeat (reported again after a crash) refreshes the row."""
     async with asyncio.timeout(10):
         assert store.record(("attempt_failed", "m3", 0, "skt", 0x58, True, T0 + 2))
         await store.flush()
@@ -125,6 +126,7 @@ async def test_done_event_writes_a_whole_life_in_one_event(store: Store) -> None
         ]
         assert [e["carrier_msg_id"] for e in events[2:4]] == ["K-1", "K-2"]
         assert (events[4]["state"], events[4]["code"]) == ("UNDELIVERABLE", 2001)
+        assert await store.find_by_carrier_id("kt", "K-2") == "m3"  # the latest submission
         bulk = await store.get_message("bulk299")
         assert bulk is not None
         assert len(bulk["events"]) == 5
@@ -135,7 +137,8 @@ async def test_done_event_writes_a_whole_life_in_one_event(store: Store) -> None
         again = await store.get_message("m3")
         assert again is not None
         assert again["reported_at"] == T0 + 60
-        assert [e["kind"] for e in again["events"]].count("reported") == 2
+        assert [(e["kind"], e["at"]) for e in again["events"]][-1] == ("reported", T0 + 60)
+        assert [e["kind"] for e in again["events"]].count("reported") == 1
         assert [e["kind"] for e in again["events"]].count("submitted") == 2
 
         # No report asked for: no reported event, reported_at stays empty.
@@ -766,6 +769,44 @@ async def test_open_refuses_what_it_cannot_use(
         db.close()
         with pytest.raises(StoreError, match="schema version 99"):
             await Store.open(newer)
+
+
+@pytest.mark.asyncio
+async def test_a_version_1_store_is_upgraded_in_place(
+    tmp_path: Path, loop_guard: list[dict[str, Any]]
+) -> None:
+    """A store written by the previous relayd (schema 1: no messages.done) opens,
+    keeps its history, and takes done events."""
+    async with asyncio.timeout(10):
+        path = tmp_path / "v1.db"
+        s = await Store.open(path)
+        assert s.record_events(delivered_history("old"))
+        await s.close()
+        db = sqlite3.connect(path)
+        db.execute("ALTER TABLE messages DROP COLUMN done")
+        db.execute("PRAGMA user_version=1")
+        db.commit()
+        db.close()
+        s = await Store.open(path)
+        try:
+            assert s.record(done("new"))
+            await s.flush()
+            old = await s.get_message("old")
+            assert old is not None
+            assert [e["kind"] for e in old["events"]] == [
+                "accepted",
+                "submitted",
+                "final",
+                "reported",
+            ]
+            new = await s.get_message("new")
+            assert new is not None
+            assert new["state"] == "UNDELIVERABLE"
+        finally:
+            await s.close()
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        db.close()
 
 
 # --------------------------------------------------------------------- masking
