@@ -161,24 +161,29 @@ class Relay:
 
     # ================================================================ accept (upstream → WAL)
 
-    def accept(self, msg: Msg, answer: Callable[[Exception | None], None]) -> None:
-        """Append the message's ``A`` record; ``answer(None)`` is called when it is
-        durable (then, and only then, the caller answers submit_sm_resp) and the
-        message enters the queues at that moment; ``answer(error)`` if the disk
-        failed first (the message is not ours).
+    def accept(
+        self, msg: Msg, answer: Callable[[Any, Msg, Exception | None], None], ctx: Any
+    ) -> None:
+        """Append the message's ``A`` record; ``answer(ctx, msg, None)`` is called
+        when it is durable (then, and only then, the caller answers
+        submit_sm_resp) and the message enters the queues at that moment;
+        ``answer(ctx, msg, error)`` if the disk failed first (the message is not
+        ours). No closure per message: ``answer`` is the caller's bound method.
 
         Raises:
             WalFullError / WalError: the WAL cannot take it (answer an error status).
         """
-
-        def durable(error: Exception | None, msg: Msg = msg) -> None:
-            self.pending_accept.pop(msg.id, None)
-            if error is None:
-                self._on_accept_durable(msg)
-            answer(error)
-
-        self.wal.append_then(msg.accepted_record(), durable)
+        self.wal.append_then(msg.accepted_record(), self._accept_durable, (msg, answer, ctx))
         self.pending_accept[msg.id] = msg
+
+    def _accept_durable(
+        self, entry: tuple[Msg, Callable[[Any, Msg, Exception | None], None], Any], error: Any
+    ) -> None:
+        msg, answer, ctx = entry
+        self.pending_accept.pop(msg.id, None)
+        if error is None:
+            self._on_accept_durable(msg)
+        answer(ctx, msg, error)
 
     def _on_accept_durable(self, msg: Msg) -> None:
         self.messages[msg.id] = msg
@@ -442,16 +447,11 @@ class Relay:
             if cid is not None and msg.carrier is not None:
                 self.by_carrier_id.pop((msg.carrier, cid), None)
 
-        def durable(error: Exception | None, msg: Msg = msg) -> None:
-            if error is None:
-                self._queue_report(msg)
-            if ack is not None:
-                ack(0 if error is None else S.ESME_RX_T_APPN)
-
         try:
             self.wal.append_then(
                 [K_FINAL, msg.id, final.state, final.code, final.stat, final.err, final.done_at],
-                durable,
+                self._final_durable,
+                (msg, ack),
             )
         except Exception:  # WAL full/failed: the final is re-derived after restart
             self._wal_refused("final", 1)
@@ -460,6 +460,13 @@ class Relay:
             recorded = True
         self.metrics.final(final.stat, final.code)
         return recorded
+
+    def _final_durable(self, entry: tuple[Msg, Callable[[int], None] | None], error: Any) -> None:
+        msg, ack = entry
+        if error is None:
+            self._queue_report(msg)
+        if ack is not None:
+            ack(0 if error is None else S.ESME_RX_T_APPN)
 
     def _queue_report(self, msg: Msg) -> None:
         if not msg.wants_receipt:

@@ -409,26 +409,8 @@ class UpstreamServer:
         )
 
     def _accept(self, conn: Conn, req: Any, msg: Msg) -> None:
-        link = conn.link
-        metrics = self.relay.metrics
-        t0 = time.monotonic()
-        account = msg.account
-
-        def answered(error: Exception | None) -> None:
-            conn.unanswered -= 1
-            status = 0 if error is None else S.ESME_RSYSERR
-            metrics.submit(account, status, time.monotonic() - t0)
-            if link.is_open:
-                try:
-                    if status == 0:
-                        link.respond(req, 0, message_id=msg.id)
-                    else:
-                        link.respond(req, status)
-                except LocalProtocolError:
-                    pass  # the session closed or unbound meanwhile
-
         try:
-            self.relay.accept(msg, answered)
+            self.relay.accept(msg, self._answer, (conn, req, time.monotonic()))
         except WalFullError:
             self._refuse(conn, req, S.ESME_RMSGQFUL)
             return
@@ -436,6 +418,24 @@ class UpstreamServer:
             self._refuse(conn, req, S.ESME_RSYSERR)
             return
         conn.unanswered += 1
+
+    def _answer(
+        self, ctx: tuple[Conn, SubmitSm | DataSm, float], msg: Msg, error: Exception | None
+    ) -> None:
+        """The submit's A record is durable (``error`` None) or failed: answer it."""
+        conn, req, t0 = ctx
+        conn.unanswered -= 1
+        status = 0 if error is None else S.ESME_RSYSERR
+        self.relay.metrics.submit(msg.account, status, time.monotonic() - t0)
+        link = conn.link
+        if link.is_open:
+            try:
+                if status == 0:
+                    link.respond(req, 0, message_id=msg.id)
+                else:
+                    link.respond(req, status)
+            except LocalProtocolError:
+                pass  # the session closed or unbound meanwhile
 
     def _on_submit(self, conn: Conn, req: SubmitSm) -> None:
         body = req.short_message
@@ -539,7 +539,7 @@ class UpstreamServer:
         pending = [0]
         errors: list[Exception] = []
 
-        def answered(error: Exception | None) -> None:
+        def answered(_ctx: object, _msg: Msg, error: Exception | None) -> None:
             if error is not None:
                 errors.append(error)
             pending[0] -= 1
@@ -558,7 +558,7 @@ class UpstreamServer:
         refused = S.ESME_RSYSERR
         for i, m in enumerate(msgs):
             try:
-                self.relay.accept(m, answered)
+                self.relay.accept(m, answered, None)
             except WalError as exc:
                 # The WAL took the first i: those are ours; the rest are refused
                 # destination by destination (§4.5.2 unsuccess_smes).

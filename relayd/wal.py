@@ -660,7 +660,8 @@ class Wal:
         self._segments = sorted({*(s for s, _ in opened.replayable), opened.seq})
         self._q_data: list[bytes] = []
         # Per queued record, what to tell when it is durable (or failed): a
-        # future (append), a plain callback (append_then) or None (append_nowait).
+        # future (append), a (callback, arg) pair (append_then) or None
+        # (append_nowait).
         self._q_futs: list[Any] = []
         self._q_bytes = 0
         self._rotations = 0
@@ -918,16 +919,19 @@ class Wal:
         self._queue(record, fut)
         return fut
 
-    def append_then(self, record: object, done: Callable[[WalError | None], None]) -> None:
-        """:meth:`append` for the hot path: ``done(None)`` is called once the record
-        is durable, ``done(error)`` if the disk fails first — directly by the
-        writer, in append order, with no future and no loop callback per record.
+    def append_then(
+        self, record: object, done: Callable[[Any, WalError | None], None], arg: Any
+    ) -> None:
+        """:meth:`append` for the hot path: ``done(arg, None)`` is called once the
+        record is durable, ``done(arg, error)`` if the disk fails first — directly
+        by the writer, in append order, with no future and no loop callback per
+        record (and, with a bound method for ``done``, no closure per record).
 
         ``done`` must not raise (an exception is reported to the loop's exception
         handler and the writer goes on). Raises as :meth:`append`; then ``done``
         is never called.
         """
-        self._queue(record, done)
+        self._queue(record, (done, arg))
 
     def append_nowait(self, record: object) -> None:
         """:meth:`append` for records nobody waits for (they are written in order
@@ -1136,24 +1140,24 @@ class Wal:
         for c in batch:
             if c is None:
                 continue
-            if isinstance(c, asyncio.Future):
-                if not c.done():  # the caller may have cancelled its wait
-                    if error is None:
-                        c.set_result(None)
-                    else:
-                        err = WalError(str(error), errno=error.errno)
-                        err.__cause__ = error.__cause__
-                        c.set_exception(err)
-                        # Marked retrieved: the failure was logged once; callers
-                        # that dropped their future must not each report it.
-                        c.exception()
+            if type(c) is tuple:
+                try:
+                    c[0](c[1], error)
+                except Exception as exc:  # a caller bug must not stop the writer
+                    self._loop.call_exception_handler(
+                        {"message": "WAL completion callback failed", "exception": exc}
+                    )
                 continue
-            try:
-                c(error)
-            except Exception as exc:  # a caller bug must not stop the writer
-                self._loop.call_exception_handler(
-                    {"message": "WAL completion callback failed", "exception": exc}
-                )
+            if not c.done():  # a future; the caller may have cancelled its wait
+                if error is None:
+                    c.set_result(None)
+                else:
+                    err = WalError(str(error), errno=error.errno)
+                    err.__cause__ = error.__cause__
+                    c.set_exception(err)
+                    # Marked retrieved: the failure was logged once; callers
+                    # that dropped their future must not each report it.
+                    c.exception()
 
     def _take_batch(
         self,

@@ -252,6 +252,76 @@ async def test_append_resolves_only_after_fdatasync_returned(
 
 
 @pytest.mark.asyncio
+async def test_callbacks_and_unwaited_records_complete_in_order_after_fdatasync(
+    tmp_path: Path, loop_guard: list[Any]
+) -> None:
+    """append_then's callback runs only after its record's fdatasync, in append
+    order with futures, with its argument; append_nowait records are written in
+    sequence with the others; the next batch is already on its way to the disk
+    while a finished batch's callbacks run; a callback that raises reaches the
+    loop's exception handler and the writer goes on; a disk error calls the
+    callbacks of every record not yet durable with the error."""
+    seen: list[Any] = []
+    async with asyncio.timeout(TIMEOUT_S):
+        wal = await Wal.open(tmp_path)
+        gate = Gate(wal)
+        wal.append_then(
+            ["a", 0],
+            # Batch 2 left the queue for the disk before batch 1's callbacks ran.
+            lambda arg, err: seen.append((arg, err, wal.statistics().queued_records)),
+            "zero",
+        )
+        await gate.wait_entered()
+        wal.append_nowait(["n", 1])
+        fut = wal.append(["f", 2])
+        fut.add_done_callback(lambda _: seen.append(("fut", None)))
+
+        wal.append_then(["a", 3], lambda arg, err: seen.append((arg, err)), "three")
+        await asyncio.sleep(0.05)
+        assert seen == []  # written, not yet fsynced
+        gate.entered.clear()
+        gate.release.set()
+        await fut
+        await wal.flush()
+        assert seen[0] == ("zero", None, 0)
+        assert seen[1:] == [("fut", None), ("three", None)] or seen[1:] == [
+            ("three", None),
+            ("fut", None),
+        ]
+
+        errors: list[Any] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _l, ctx: errors.append(ctx))
+
+        def boom(_arg: Any, _err: Any) -> None:
+            raise RuntimeError("caller bug")
+
+        wal.append_then(["b", 4], boom, None)
+        await wal.append_wait(["b", 5])  # the writer went on
+        assert [str(c["exception"]) for c in errors] == ["caller bug"]
+
+        gate.entered.clear()
+        gate.release.clear()
+        gate.fail_with = OSError(errno.EIO, "I/O error")
+        failed: list[Any] = []
+        wal.append_then(["c", 6], lambda arg, err: failed.append((arg, err)), 6)
+        await gate.wait_entered()
+        wal.append_then(["c", 7], lambda arg, err: failed.append((arg, err)), 7)
+        gate.release.set()
+        await asyncio.sleep(0.1)
+        assert [a for a, _ in failed] == [6, 7]
+        assert all(isinstance(e, WalError) and e.errno == errno.EIO for _, e in failed)
+        await wal.close()
+        assert await _reopen_records(tmp_path) == [
+            ["a", 0],
+            ["n", 1],
+            ["f", 2],
+            ["a", 3],
+            ["b", 4],
+            ["b", 5],
+        ]
+
+
+@pytest.mark.asyncio
 async def test_group_commit_writes_many_records_per_fsync(
     tmp_path: Path, loop_guard: list[Any]
 ) -> None:
