@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from protocol import codec
+from protocol.codec import encode
 from protocol.constants import TAG_KR_RESULT_CODE, MessageState, Tag
+from protocol.pdu import SubmitSm
 from protocol.receipt import Receipt, build_receipt_text, parse_receipt
+from relayd.carriers import CarrierPool
 from relayd.config import load_config
 from relayd.core import Relay
 from relayd.metrics import Metrics
@@ -75,7 +78,7 @@ async def test_upstream_receipt_text_equals_the_protocol_builder(
     async with asyncio.timeout(20):
         relay, wal, store = await _relay(tmp_path)
         try:
-            m = _msg(relay)
+            m = _msg(relay, src_ton=5, src_npi=9, dst_ton=1, dst_npi=1)
             m.final = Final(state, code, stat, err, m.accepted_at + 61)
             pdu = relay.build_upstream_receipt(m)
             expected = build_receipt_text(
@@ -99,6 +102,10 @@ async def test_upstream_receipt_text_equals_the_protocol_builder(
             assert pdu.tlv(Tag.receipted_message_id) == m.id
             assert (pdu.tlv(TAG_KR_RESULT_CODE) is not None) == (code is not None)
             assert (pdu.source_addr, pdu.destination_addr) == (m.dst, m.src)
+            assert (pdu.source_addr_ton, pdu.source_addr_npi) == (m.dst_ton, m.dst_npi)
+            assert (pdu.dest_addr_ton, pdu.dest_addr_npi) == (m.src_ton, m.src_npi)
+            assert (pdu.esm_class, pdu.data_coding, pdu.registered_delivery) == (0x04, 0, 0)
+            assert codec.decode(codec.encode(pdu)) == pdu
         finally:
             await wal.close()
             await store.close()
@@ -176,3 +183,36 @@ def test_parse_validity_absolute_and_relative() -> None:
     assert parse_validity("261129090000036+", now, 60) == 1795910400.0
     with pytest.raises(ValueError):  # noqa: PT011
         parse_validity("26112909", now, 60)
+
+
+@pytest.mark.asyncio
+async def test_one_part_split_equals_the_keyword_built_pdu(tmp_path: Path) -> None:
+    """The positional fast path of Carrier.split builds the same submit_sm as
+    naming every field (registered_delivery always 1, the message's own fields)."""
+    async with asyncio.timeout(20):
+        relay, wal, store = await _relay(tmp_path)
+        try:
+            carrier = CarrierPool(relay).carriers["skt"]
+            m = _msg(relay)
+            m.esm_class, m.protocol_id, m.priority_flag, m.data_coding = 0x03, 0x41, 2, 0x0E
+            m.src_ton, m.dst_npi = 5, 9
+            (pdu,) = carrier.split(m)
+            expected = SubmitSm(
+                source_addr_ton=5,
+                source_addr_npi=m.src_npi,
+                source_addr=m.src,
+                dest_addr_ton=m.dst_ton,
+                dest_addr_npi=9,
+                destination_addr=m.dst,
+                esm_class=0x03,
+                protocol_id=0x41,
+                priority_flag=2,
+                registered_delivery=1,
+                data_coding=0x0E,
+                short_message=m.body,
+            )
+            assert pdu == expected
+            assert encode(pdu) == encode(expected)
+        finally:
+            await wal.close()
+            await store.close()
