@@ -63,7 +63,9 @@ class CarrierBind:
         self.kind = kind  # "trx", "tx" or "rx"
         self.link: Link | None = None
         self.bound = False
-        self.inflight: dict[int, tuple[Msg, int, int, int]] = {}
+        # sequence_number → (message, part, parts, attempt, carrier-wide ordinal);
+        # insertion order is send order, so the first entry is the oldest.
+        self.inflight: dict[int, tuple[Msg, int, int, int, int]] = {}
         self.cwnd = float(carrier.cfg.window)
         self.blocked_until = 0.0
         self.tokens = 0.0
@@ -121,6 +123,7 @@ class CarrierBind:
         msg.part_finals = [None] * n
         attempt = msg.attempts
         inflight = self.inflight
+        carrier = self.carrier
         for i, pdu in enumerate(parts):
             try:
                 seq = link.send_request(pdu)
@@ -128,7 +131,8 @@ class CarrierBind:
                 # The session closed under us (the window was checked): requeue.
                 relay.on_part_lost(msg)
                 return SENT
-            inflight[seq] = (msg, i, n, attempt)
+            carrier.sent += 1
+            inflight[seq] = (msg, i, n, attempt, carrier.sent)
         if self.carrier.cfg.max_tps > 0:
             self.tokens -= n
         relay.metrics.carrier_submit(self.carrier.name, n)
@@ -144,7 +148,7 @@ class CarrierBind:
             entry = self.inflight.pop(req.sequence_number, None)
             if entry is None:
                 return
-            msg, part, nparts, attempt = entry
+            msg, part, nparts, attempt, _ = entry
             status = resp.command_status
             relay.metrics.carrier_response(self.carrier.name, status)
             if msg.attempts != attempt or msg.state != INFLIGHT:
@@ -171,7 +175,7 @@ class CarrierBind:
             req = event[0]
             entry = self.inflight.pop(req.sequence_number, None)
             if entry is not None:
-                msg, _, _, attempt = entry
+                msg, _, _, attempt, _ = entry
                 if msg.attempts == attempt:
                     relay.on_part_lost(msg)
             relay.dispatch_soon()
@@ -199,7 +203,7 @@ class CarrierBind:
         elif et is ConnectionClosed:
             was_bound = self.bound
             self.bound = False
-            lost = {id(m): m for (m, _, _, a) in self.inflight.values() if m.attempts == a}
+            lost = {id(m): m for (m, _, _, a, _) in self.inflight.values() if m.attempts == a}
             self.inflight.clear()
             for msg in lost.values():
                 relay.on_part_lost(msg)
@@ -296,11 +300,22 @@ class Carrier:
         self.stopping = False
         self.drained = False
         self.attempt_failures = 0
+        self.sent = 0  # parts ever submitted: the ordinal of the latest
         self._ref = random.randrange(0, 65536)
         kinds = ["trx"] if cfg.bind_type == "transceiver" else ["tx", "rx"]
         self.binds = [CarrierBind(self, i, k) for i in range(cfg.binds) for k in kinds]
         self._concat = ConcatMethod(cfg.concat_method)
         self._alphabet = DefaultAlphabet(cfg.default_alphabet)
+
+    def oldest_outstanding(self) -> int | None:
+        """The ordinal of the oldest submit still awaiting its answer, or None."""
+        oldest: int | None = None
+        for b in self.binds:
+            for entry in b.inflight.values():
+                if oldest is None or entry[4] < oldest:
+                    oldest = entry[4]
+                break  # insertion order: the first is this bind's oldest
+        return oldest
 
     def bound_count(self) -> int:
         return sum(1 for b in self.binds if b.bound)
@@ -490,6 +505,6 @@ class CarrierPool:
     def requeue_lost(self) -> None:  # pragma: no cover - used by shutdown paths
         for c in self.carriers.values():
             for b in c.binds:
-                for m, _, _, _ in b.inflight.values():
+                for m, _, _, _, _ in b.inflight.values():
                     if m.state == INFLIGHT:
                         m.state = QUEUED

@@ -116,7 +116,12 @@ class Relay:
         # (carrier, canonical carrier id) → (message, part index)
         self.by_carrier_id: dict[tuple[str, str], tuple[Msg, int]] = {}
         # receipts that arrived before their submit_sm_resp was processed
-        self.parked: dict[tuple[str, str], tuple[Receipt, Callable[[int], None]]] = {}
+        # receipts that arrived before their submit_sm_resp was processed:
+        # key → (receipt, ack, the carrier's submit ordinal when it arrived)
+        self.parked: dict[tuple[str, str], tuple[Receipt, Callable[[int], None], int]] = {}
+        # per carrier, in arrival order: (ordinal, key, entry, deadline)
+        self._parked_order: dict[str, deque[tuple[int, tuple[str, str], Any, float]]] = {}
+        self._parked_timer: asyncio.TimerHandle | None = None
         # finals owed upstream, per account, in order
         self.reports: dict[str, deque[Msg]] = {}
         self.carriers: CarrierPool | None = None
@@ -135,7 +140,6 @@ class Relay:
         self.unknown_receipts = 0
         self._date_cache: dict[int, str] = {}
         self.accepting = True
-        self._parked_count: dict[str, int] = {}  # per carrier
         self._wal_refusals = 0
         self._wal_refusal_logged_at = float("-inf")
         self._reported_ids: list[str] = []
@@ -327,7 +331,6 @@ class Relay:
             msg.state = SUBMITTED
         parked = self.parked.pop(key, None)
         if parked is not None:
-            self._parked_count[carrier] -= 1
             self.on_carrier_receipt(carrier, parked[0], parked[1])
 
     def on_part_rejected(self, msg: Msg, carrier: str, status: int) -> None:
@@ -373,19 +376,30 @@ class Relay:
         key = (carrier, canonical)
         entry = self.by_carrier_id.get(key)
         if entry is None:
-            if key not in self.parked and self._parked_count.get(carrier, 0) < self._in_flight(
-                carrier
+            pool = self.carriers
+            c = pool.carriers.get(carrier) if pool is not None else None
+            if (
+                c is not None
+                and key not in self.parked
+                and len(self.parked) < 100_000
+                and c.oldest_outstanding() is not None
             ):
                 # Maybe its submit_sm_resp is still on its way (another bind, or
-                # not yet processed): park it briefly, answered once matched.
-                # Only while submits to this carrier await their answer, and
-                # never more than them: a parked receipt holds a slot of the
-                # carrier's receipt window, and after a restart the carrier
-                # resends receipts of messages long finished — those must be
-                # answered at once, not block every other receipt for 5 s.
-                self.parked[key] = (receipt, ack)
-                self._parked_count[carrier] = self._parked_count.get(carrier, 0) + 1
-                self.loop.call_later(5.0, self._expire_parked, key)
+                # not yet processed): park it, answered once matched. Only as
+                # long as a submit sent to this carrier BEFORE it arrived still
+                # awaits its answer (the carrier cannot receipt a message it
+                # was not sent), 5 s at most: a parked receipt holds a slot of
+                # the carrier's receipt window, and after a restart the carrier
+                # resends receipts of messages long finished — those are
+                # answered as soon as they cannot be early ones.
+                entry = (receipt, ack, c.sent)
+                self.parked[key] = entry
+                order = self._parked_order.get(carrier)
+                if order is None:
+                    order = self._parked_order[carrier] = deque()
+                order.append((c.sent, key, entry, self.loop.time() + 5.0))
+                if self._parked_timer is None:
+                    self._parked_timer = self.loop.call_later(0.02, self._sweep_parked)
                 return
             self.unknown_receipts += 1
             self.metrics.receipt_unknown(carrier)
@@ -419,21 +433,35 @@ class Relay:
         if not self._finalise(msg, final, ack):
             ack(0)
 
-    def _in_flight(self, carrier: str) -> int:
-        """Submits to ``carrier`` awaiting their submit_sm_resp (its binds' windows)."""
+    def _sweep_parked(self) -> None:
+        """Answer parked receipts that can no longer be early ones: every submit
+        sent to their carrier before they arrived has been answered (or lost),
+        or 5 s passed. Acknowledged, counted unknown, logged once per sweep."""
+        self._parked_timer = None
         pool = self.carriers
-        c = pool.carriers.get(carrier) if pool is not None else None
-        return 0 if c is None else sum(len(b.inflight) for b in c.binds)
-
-    def _expire_parked(self, key: tuple[str, str]) -> None:
-        entry = self.parked.pop(key, None)
-        if entry is not None:
-            self._parked_count[key[0]] -= 1
-            # Still unmatched after the grace: acknowledge, count, log (issue 4).
-            self.unknown_receipts += 1
-            self.metrics.receipt_unknown(key[0])
-            log.warning("unknown receipt from %s (id %s)", key[0], key[1])
-            entry[1](0)
+        now = self.loop.time()
+        expired: dict[str, int] = {}
+        for carrier, order in self._parked_order.items():
+            c = pool.carriers.get(carrier) if pool is not None else None
+            oldest = c.oldest_outstanding() if c is not None else None
+            while order:
+                ordinal, key, entry, deadline = order[0]
+                if self.parked.get(key) is not entry:
+                    order.popleft()  # matched meanwhile
+                    continue
+                if oldest is not None and oldest <= ordinal and now < deadline:
+                    break  # a submit sent before it still awaits its answer
+                order.popleft()
+                del self.parked[key]
+                self.unknown_receipts += 1
+                self.metrics.receipt_unknown(carrier)
+                expired[carrier] = expired.get(carrier, 0) + 1
+                log.debug("unknown receipt from %s (id %s)", carrier, key[1])
+                entry[1](0)
+        for carrier, n in expired.items():
+            log.warning("%d receipts from %s matched no message; acknowledged", n, carrier)
+        if any(self._parked_order.values()):
+            self._parked_timer = self.loop.call_later(0.02, self._sweep_parked)
 
     # ================================================================ finals and reports
 

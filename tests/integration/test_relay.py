@@ -327,10 +327,46 @@ async def test_stale_receipt_is_answered_at_once_when_nothing_is_in_flight(rig: 
     relay = rig.relay
     answers: list[int] = []
     stale = Receipt("4242", 1, 1, "2601010000", "2601010001", "DELIVRD", "000", "")
-    assert relay._in_flight("skt") == 0
+    assert rig.daemon.pool.carriers["skt"].oldest_outstanding() is None
     relay.on_carrier_receipt("skt", stale, answers.append)
     assert answers == [0]
     assert relay.unknown_receipts == 1
+    assert not relay.parked
+
+
+async def test_stale_receipts_never_crowd_out_early_ones(make_rig: RigFactory) -> None:
+    """A flood of stale receipts (a carrier resending after a restart) while
+    submits are in flight is answered as soon as every submit sent before them
+    has been answered — in well under the 5 s limit — and receipts that really
+    overtake their submit_sm_resp are still parked and matched, however many
+    stale ones came first."""
+    slow = Faults(response_delay_ms=300)
+    rig = await make_rig(faults={"skt": slow, "kt": slow, "lgu": slow})
+    relay = rig.relay
+    skt = rig.daemon.pool.carriers["skt"]
+    n = 40
+    answers: list[int] = []
+    client = load_client(rig, binds=1, window=n)
+    async with asyncio.timeout(30):
+        await client.connect()
+        try:
+            run = asyncio.ensure_future(client.run(n))
+            await wait_for(lambda: skt.oldest_outstanding() is not None, 5, "submits in flight")
+            loop = asyncio.get_running_loop()
+            flooded_at = loop.time()
+            for i in range(500):
+                stale = Receipt(f"9{i:07d}", 1, 1, "2601010000", "2601010001", "DELIVRD", "0", "")
+                relay.on_carrier_receipt("skt", stale, answers.append)
+            assert len(relay.parked) >= 500  # submits sent before them are in flight
+            await wait_for(lambda: len(answers) == 500, 3, "stale receipts answered")
+            assert loop.time() - flooded_at < 2.0
+            await run
+            assert await client.wait_receipts(10), client.summary()
+        finally:
+            await client.close()
+    assert_all_delivered(client.summary(), n)
+    assert answers == [0] * 500
+    assert relay.unknown_receipts == 500
     assert not relay.parked
 
 
