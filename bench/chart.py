@@ -1,7 +1,8 @@
 """The PNG chart of a ``relay-bench`` report: rates and latency per second.
 
 Top panel: submits, acceptances and final receipts per second. Bottom panel:
-submit → submit_sm_resp latency p50 and p99 per second (log scale). Kills of
+submit → submit_sm_resp latency p50 and p99 per second (log scale when they
+span more than a factor of 20). Kills of
 a crash run are drawn as vertical lines. matplotlib (the ``bench`` extra) is
 imported only here, with the Agg backend: no display is needed.
 """
@@ -58,7 +59,12 @@ def write_chart(report: Mapping[str, Any], path: str | Path) -> Path:
         ):
             xs, ys = points(key)
             lat.plot(xs, ys, label=label, color=color, marker=".", markersize=3)
-        if any(y for y in ts["submit_resp_p99_ms"] if y):
+        shown = [
+            y for k in ("submit_resp_p50_ms", "submit_resp_p99_ms") for y in ts[k] if y and y > 0
+        ]
+        if shown and max(shown) / min(shown) > 20:
+            # Log only when the latencies span decades (a crash, a stall); else a
+            # log axis between two powers of ten shows no labelled tick at all.
             lat.set_yscale("log")
             # Plain numbers on the log axis (not 2.5×10²): milliseconds read directly.
             plain = FuncFormatter(lambda y, _pos: f"{y:g}")

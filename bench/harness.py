@@ -464,13 +464,14 @@ class Progress:
         self.total = total
         self.stream = stream
         self.tty = stream.isatty()
-        self._last = (time.monotonic(), 0)
+        self._last = self._started = (time.monotonic(), 0)
         self._printed_at = 0.0
 
     def draw(self, *, final: bool = False) -> None:
         c = self.client.counters()
         now = time.monotonic()
-        t_prev, acc_prev = self._last
+        # The current accept rate while running; the whole run's on the last line.
+        t_prev, acc_prev = self._started if final else self._last
         rate = (c["accepted"] - acc_prev) / (now - t_prev) if now > t_prev else 0.0
         self._last = (now, c["accepted"])
         done = min(1.0, c["receipts"] / self.total) if self.total else 1.0
