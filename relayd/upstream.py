@@ -51,6 +51,7 @@ from protocol.session import Role
 from protocol.text import decode_text, is_binary
 from relayd.link import Link
 from relayd.model import FINAL, Msg
+from relayd.store import mask_number
 from relayd.wal import WalError, WalFullError
 
 if TYPE_CHECKING:
@@ -70,11 +71,8 @@ _BIND_KIND = {
 }
 
 
-def mask(number: str) -> str:
-    """Phone numbers in logs: keep the first 3 and last 4 digits (010****5678)."""
-    if len(number) <= 7:
-        return "*" * max(0, len(number) - 2) + number[-2:]
-    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+# Phone numbers for display: one masking rule everywhere (010****5678).
+mask = mask_number
 
 
 class TokenBucket:

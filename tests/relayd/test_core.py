@@ -172,6 +172,7 @@ def test_mask_keeps_prefix_and_last_four() -> None:
     """Logs never carry full numbers (architecture.md §2)."""
     assert mask("01012345678") == "010****5678"
     assert mask("0212345678") == "021***5678"
+    assert mask("1588-1234") == "****-**34"  # the same rule as the store and the logs
 
 
 def test_parse_validity_absolute_and_relative() -> None:
