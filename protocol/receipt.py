@@ -735,7 +735,7 @@ def parse_receipt(pdu: DeliverSm | DataSm) -> Receipt | None:
     if not is_receipt(pdu):
         return None
     sm = pdu.short_message if isinstance(pdu, DeliverSm) else b""
-    if sm and not pdu.esm_class & EsmClass.UDHI and pdu.data_coding != DataCoding.UCS2:
+    if sm and not pdu.esm_class & _UDHI and pdu.data_coding != _UCS2:
         # What _text_fields reads in this case: short_message as Latin-1, stripped.
         fields = _canonical_fields(bytes(sm).decode("latin-1").strip(_STRIP))
         if fields is not None:
@@ -772,6 +772,9 @@ def _first_receipt_tlvs(tlvs: tuple[Tlv, ...]) -> tuple[TlvValue, TlvValue, TlvV
 
 
 _TAG_RMI: Final = int(Tag.receipted_message_id)
+# Plain ints for the hot path: ``int & IntFlag`` builds an enum member each time.
+_UDHI: Final = int(EsmClass.UDHI)
+_UCS2: Final = int(DataCoding.UCS2)
 _TAG_STATE: Final = int(Tag.message_state)
 _TAG_NEC: Final = int(Tag.network_error_code)
 

@@ -92,7 +92,7 @@ class CarrierBind:
 
     # ---------------------------------------------------------------- sending
 
-    def submit(self, msg: Msg, now: float) -> int:
+    def submit(self, msg: Msg, now: float, free: int | None = None) -> int:
         """Send every part of ``msg`` on this bind, or none of them.
 
         Returns SENT (sent, or ended: a message that cannot be split is
@@ -101,6 +101,7 @@ class CarrierBind:
         window: never fits here). A message never goes out partly: parts sent
         before a full window would reach the handset again when it is resent.
         An idle bind takes a message whole even beyond its AIMD window.
+        ``free``: :meth:`free` as the caller already knows it (this loop turn).
         """
         relay = self.carrier.relay
         link = self.link
@@ -115,7 +116,8 @@ class CarrierBind:
         if n > 1:
             if n > self.carrier.cfg.window:
                 return TOO_BIG
-            if n > link.session.window_free() or (self.inflight and n > self.free(now)):
+            room = self.free(now) if free is None else free
+            if n > link.session.window_free() or (self.inflight and n > room):
                 return NO_ROOM
         msg.state = INFLIGHT
         msg.carrier = self.carrier.name
@@ -325,13 +327,17 @@ class Carrier:
         return any(b.can_send for b in self.binds)
 
     def best_bind(self, now: float) -> CarrierBind | None:
+        return self.best_bind_free(now)[0]
+
+    def best_bind_free(self, now: float) -> tuple[CarrierBind | None, int]:
+        """The bind with the most free window, and that free count."""
         best: CarrierBind | None = None
         best_free = 0
         for b in self.binds:
             free = b.free(now)
             if free > best_free:
                 best, best_free = b, free
-        return best
+        return best, best_free
 
     def split(self, msg: Msg) -> list[SubmitSm]:
         """The SubmitSm PDUs for ``msg`` on this carrier (SMPP 3.4 §4.4.1; digest §10)."""
@@ -427,6 +433,8 @@ class CarrierPool:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         self.carriers = {c.name: Carrier(c, relay) for c in relay.config.carriers}
+        # Within one dispatch round: carrier → (bind, free slots left on it).
+        self._round: dict[str, tuple[CarrierBind, int]] = {}
         for name in self.carriers:
             relay.metrics.carrier_drained(name, False)
 
@@ -445,16 +453,27 @@ class CarrierPool:
         now = self.relay.loop.time()
         tried = too_big = 0
         last = ""
+        chosen = self._round
         for name in route:
             c = self.carriers.get(name)
             if c is None or c.drained:
                 continue
-            b = c.best_bind(now)
-            if b is None:
-                continue  # down or saturated
+            pick = chosen.get(name)
+            if pick is None or pick[1] <= 0:
+                b, free = c.best_bind_free(now)
+                if b is None:
+                    continue  # down or saturated
+            else:
+                b, free = pick
             tried += 1
-            outcome = b.submit(msg, now)
+            outcome = b.submit(msg, now, free)
             if outcome == SENT:
+                # This bind again for the next message of the round, until the
+                # room it had at the start is used (no free() per message).
+                if b.can_send:
+                    chosen[name] = (b, free - len(msg.carrier_ids))
+                else:
+                    chosen.pop(name, None)
                 return True
             if outcome == TOO_BIG:
                 too_big += 1
@@ -467,6 +486,11 @@ class CarrierPool:
             self.relay.on_part_rejected(msg, last, S.ESME_RINVMSGLEN)
             return True
         return False
+
+    def begin_round(self) -> None:
+        """A dispatch round starts: forget the binds chosen in the last one (their
+        windows moved since)."""
+        self._round.clear()
 
     def set_drained(self, name: str, drained: bool) -> bool:
         """Take carrier ``name`` out of rotation (``drained``) or put it back.

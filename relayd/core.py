@@ -220,6 +220,7 @@ class Relay:
         if pool is None:
             return
         now = _now()
+        pool.begin_round()
         for route, q in self.queues.items():
             while q:
                 msg = q[0]
@@ -327,7 +328,7 @@ class Relay:
         self.by_carrier_id[key] = (msg, part)
         now = msg.submitted_at = _now()
         self.wal.append_nowait([K_SUBMITTED, msg.id, part, nparts, carrier, canonical, now])
-        if all(c is not None for c in msg.carrier_ids) and msg.state == INFLIGHT:
+        if None not in msg.carrier_ids and msg.state == INFLIGHT:
             msg.state = SUBMITTED
         parked = self.parked.pop(key, None)
         if parked is not None:
@@ -422,13 +423,18 @@ class Relay:
             msg.part_finals.append(None)
         msg.part_finals[part] = part_final
         self.metrics.receipt_in(carrier, stat, code)
-        if any(f is None for f in msg.part_finals) or len(msg.part_finals) < len(msg.carrier_ids):
+        finals = msg.part_finals
+        if None in finals or len(finals) < len(msg.carrier_ids):
             ack(0)  # more parts to come; the part's final is recomputed on replay
             return
         # The message's final: delivered only if every part was; else the first failure.
-        final = next(
-            (f for f in msg.part_finals if f is not None and f.state != MessageState.DELIVERED),
-            part_final,
+        final = (
+            part_final
+            if len(finals) == 1
+            else next(
+                (f for f in finals if f is not None and f.state != MessageState.DELIVERED),
+                part_final,
+            )
         )
         if not self._finalise(msg, final, ack):
             ack(0)
@@ -501,7 +507,7 @@ class Relay:
 
     def _queue_report(self, msg: Msg) -> None:
         if not msg.wants_receipt:
-            self._reported(msg)
+            self._reported(msg, False)
             return
         q = self.reports.get(msg.account)
         if q is None:
@@ -572,9 +578,9 @@ class Relay:
             self.reports.setdefault(msg.account, deque()).appendleft(msg)
 
     def report_done(self, msg: Msg) -> None:
-        self._reported(msg)
+        self._reported(msg, True)
 
-    def _reported(self, msg: Msg) -> None:
+    def _reported(self, msg: Msg, receipt_sent: bool) -> None:
         if self.messages.pop(msg.id, None) is None:
             return
         # One R record per loop turn for all the messages reported in it.
@@ -595,13 +601,13 @@ class Relay:
                 msg.registered_delivery,
                 msg.accepted_at,
                 msg.carrier,
-                tuple(msg.carrier_ids),
+                msg.carrier_ids,  # not changed any more: the message is over
                 msg.submitted_at,
                 FINAL_STATE_NAMES.get(f.state, "UNKNOWN"),
                 f.code,
                 f.stat,
                 f.done_at,
-                _now() if msg.wants_receipt else None,
+                _now() if receipt_sent else None,
             )
         )
 

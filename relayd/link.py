@@ -110,6 +110,16 @@ class Link(asyncio.Protocol):
         if not self._dispatching:
             self._dispatch()
 
+    def respond_ok(self, request: Request, message_id: str) -> None:
+        """:meth:`respond` with status 0 and a message_id (submit_sm, data_sm), for
+        the hot path: the response is built positionally, no keyword dicts."""
+        cls = request.response_class
+        assert cls is not None
+        self.session.send_response(cls(0, request.sequence_number, (), message_id))  # type: ignore[call-arg]
+        self._kick()
+        if not self._dispatching:
+            self._dispatch()
+
     def send_response(self, response: Response) -> None:
         self.session.send_response(response)
         self._kick()

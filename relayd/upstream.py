@@ -429,7 +429,7 @@ class UpstreamServer:
         if link.is_open:
             try:
                 if status == 0:
-                    link.respond(req, 0, message_id=msg.id)
+                    link.respond_ok(req, msg.id)
                 else:
                     link.respond(req, status)
             except LocalProtocolError:

@@ -216,8 +216,10 @@ def trace_binds(rig: Rig) -> BindTrace:
     for carrier in rig.daemon.pool.carriers.values():
         for b in carrier.binds:
 
-            def submit(msg: Any, now: float, b: Any = b, orig: Any = b.submit) -> int:
-                outcome = orig(msg, now)
+            def submit(
+                msg: Any, now: float, free: int | None = None, b: Any = b, orig: Any = b.submit
+            ) -> int:
+                outcome = orig(msg, now, free)
                 if outcome == SENT:
                     trace.submit_bind[msg.id] = b.name
                 return int(outcome)

@@ -322,6 +322,29 @@ async def test_callbacks_and_unwaited_records_complete_in_order_after_fdatasync(
 
 
 @pytest.mark.asyncio
+async def test_append_frames_exactly_as_encode_record_and_refuses_the_unencodable(
+    tmp_path: Path, loop_guard: list[Any]
+) -> None:
+    """The append path's inlined framing writes encode_record's bytes; a record
+    msgpack cannot encode or one over MAX_RECORD_BYTES is refused at the call,
+    nothing is queued, and the next record is framed correctly."""
+    async with asyncio.timeout(TIMEOUT_S):
+        wal = await Wal.open(tmp_path)
+        records = [["A", "x" * 300, 1, 2.5, b"\x00\xff", None], ["R", "m1", "m2"]]
+        for r in records:
+            await wal.append_wait(r)
+        with pytest.raises(TypeError):
+            wal.append_nowait(["bad", object()])
+        with pytest.raises(ValueError, match="exceeds"):
+            wal.append_nowait(["big", b"x" * (MAX_RECORD_BYTES + 1)])
+        await wal.append_wait(["after", 1])
+        await wal.close()
+        seg = tmp_path / segment_name(wal.current_segment)
+        expected = b"".join(encode_record(r) for r in [*records, ["after", 1]])
+        assert seg.read_bytes() == expected
+
+
+@pytest.mark.asyncio
 async def test_group_commit_writes_many_records_per_fsync(
     tmp_path: Path, loop_guard: list[Any]
 ) -> None:
