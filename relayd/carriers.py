@@ -469,8 +469,10 @@ class CarrierPool:
             outcome = b.submit(msg, now, free)
             if outcome == SENT:
                 # This bind again for the next message of the round, until the
-                # room it had at the start is used (no free() per message).
-                if b.can_send:
+                # room it had at the start is used (no free() per message) —
+                # unless the message did not go out (its session closed under
+                # us: requeued) or was refused before sending.
+                if msg.state == INFLIGHT and msg.carrier == name:
                     chosen[name] = (b, free - len(msg.carrier_ids))
                 else:
                     chosen.pop(name, None)
