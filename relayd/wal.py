@@ -944,15 +944,7 @@ class Wal:
             raise self._refusal()
         if len(self._q_data) >= self._queue_max:
             raise WalFullError(f"WAL queue full ({self._queue_max} records waiting)")
-        # encode_record, inlined (three records per message).
-        try:
-            payload: bytes = _pack(record)
-        except Exception:
-            _packer.reset()
-            raise
-        if len(payload) > MAX_RECORD_BYTES:
-            raise ValueError(f"WAL record of {len(payload)} bytes exceeds {MAX_RECORD_BYTES}")
-        frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        frame = encode_record(record)
         self._q_data.append(frame)
         self._q_futs.append(completion)
         self._q_bytes += len(frame)

@@ -94,6 +94,28 @@ def load_client(rig: Rig, account: tuple[str, str] = DEMO, **kw: Any) -> Upstrea
     )
 
 
+async def burst(
+    rig: Rig,
+    n: int,
+    make_pdu: Any = None,
+    *,
+    wait_s: float = 10,
+    timeout_s: float = 30,
+    **client_kw: Any,
+) -> UpstreamClient:
+    """Connect a load client, submit ``n`` messages, wait for every receipt (fail
+    the test otherwise), close; the client, for its summary."""
+    client = load_client(rig, **client_kw)
+    async with asyncio.timeout(timeout_s):
+        await client.connect()
+        try:
+            await client.run(n, make_pdu)
+            assert await client.wait_receipts(wait_s), client.summary()
+        finally:
+            await client.close()
+    return client
+
+
 def scrape(rig: Rig) -> dict[str, float]:
     """relayd's /metrics as {'name{labels}': value} (blocking: call in a thread)."""
     url = f"http://127.0.0.1:{rig.metrics_port}/metrics"
@@ -255,14 +277,7 @@ async def test_receipts_come_back_over_transmitter_receiver_carrier_binds(
     rig = await make_rig(all_carriers={"bind_type": "transmitter+receiver"})
     trace = trace_binds(rig)
     n = 60
-    client = load_client(rig, binds=2, window=32)
-    async with asyncio.timeout(30):
-        await client.connect()
-        try:
-            await client.run(n)
-            assert await client.wait_receipts(10), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, binds=2, window=32)
     assert_all_delivered(client.summary(), n)
     assert len(trace.submit_bind) == n
     assert {name.split("/")[1][:2] for name in trace.submit_bind.values()} == {"tx"}
@@ -281,14 +296,7 @@ async def test_receipt_on_another_transceiver_bind_is_matched(rig: Rig) -> None:
     every one of them to its message."""
     trace = trace_binds(rig)
     n = 60
-    client = load_client(rig, binds=1, window=16)
-    async with asyncio.timeout(30):
-        await client.connect()
-        try:
-            await client.run(n)
-            assert await client.wait_receipts(10), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, binds=1, window=16)
     assert_all_delivered(client.summary(), n)
     assert len(trace.receipt_bind) == n
     assert trace.crossed() > 0, "no receipt arrived on another bind: the test proves nothing"
@@ -386,14 +394,7 @@ async def test_first_carrier_down_fails_over_and_loses_nothing(
     else:
         rig = await make_rig(down=("skt",))
     n = 200
-    client = load_client(rig, binds=2, window=64)
-    async with asyncio.timeout(30):
-        await client.connect()
-        try:
-            await client.run(n)
-            assert await client.wait_receipts(10), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, binds=2, window=64)
     assert_all_delivered(client.summary(), n)
     acc = rig.accounting()
     if "skt" in acc:
@@ -502,14 +503,7 @@ async def _throttled_run(make_rig: RigFactory, n: int, max_attempts: int) -> tup
         sim_overrides={"skt": slow, "kt": slow, "lgu": slow},
         retry={"max_attempts": max_attempts, "backoff_min_s": 0.05, "backoff_max_s": 0.2},
     )
-    client = load_client(rig, binds=2, window=64)
-    async with asyncio.timeout(40):
-        await client.connect()
-        try:
-            await client.run(n)
-            assert await client.wait_receipts(25), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, wait_s=25, timeout_s=40, binds=2, window=64)
     assert rig.carrier_total("throttled") > 0, "no carrier throttled: the test proves nothing"
     return rig, client.summary()
 
@@ -537,14 +531,7 @@ async def test_retries_due_at_once_keep_the_carrier_links_up(make_rig: RigFactor
         retry={"max_attempts": 50, "backoff_min_s": 0.0001, "backoff_max_s": 0.0001},
     )
     n = 50
-    client = load_client(rig, binds=1, window=n)
-    async with asyncio.timeout(20):
-        await client.connect()
-        try:
-            await client.run(n)
-            assert await client.wait_receipts(5), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, wait_s=5, timeout_s=20, binds=1, window=n)
     assert rig.carrier_total("errors_injected") > 0
     assert_all_delivered(client.summary(), n)
 
@@ -569,14 +556,7 @@ async def test_long_messages_go_out_whole_within_small_windows(make_rig: RigFact
     see exactly five submits per message) and every message is delivered."""
     rig = await make_rig(all_carriers={"window": 8, "binds": 1})
     n = 40
-    client = load_client(rig, binds=1, window=64)
-    async with asyncio.timeout(30):
-        await client.connect()
-        try:
-            await client.run(n, _long_message)
-            assert await client.wait_receipts(15), client.summary()
-        finally:
-            await client.close()
+    client = await burst(rig, n, make_pdu=_long_message, wait_s=15, binds=1, window=64)
     assert_all_delivered(client.summary(), n)
     acc = rig.accounting()
     assert sum(a["submits_accepted"] for a in acc.values()) == 5 * n, acc
